@@ -1,0 +1,157 @@
+#include "framework/nn.h"
+
+#include <cmath>
+
+#include "framework/autograd.h"
+#include "framework/init.h"
+#include "framework/ops.h"
+
+namespace lethe::nn {
+
+// ---- Module -------------------------------------------------------------------------------
+
+void Module::collect(const std::string& prefix, bool params, NamedTensors& out) const {
+  for (const auto& [name, t] : params ? params_ : buffers_) out.emplace_back(prefix + name, t);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", params, out);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", true, out);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", false, out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [name, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+NamedTensors Module::state_dict() const {
+  NamedTensors out = named_parameters();
+  for (auto& nt : named_buffers()) out.push_back(nt);
+  return out;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::zero_grad() {
+  for (auto& [name, t] : named_parameters()) t.zero_grad();
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  t.set_requires_grad(true);
+  params_.emplace_back(name, t);
+  return t;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor t) {
+  buffers_.emplace_back(name, t);
+  return t;
+}
+
+// ---- layers -------------------------------------------------------------------------------
+
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t pad_, bool b)
+    : stride(stride_), pad(pad_) {
+  LETHE_CHECK(in > 0 && out > 0 && kernel > 0, "Conv2d(", in, ", ", out, ", ", kernel,
+              "): sizes must be positive");
+  weight = register_parameter("weight", Tensor::zeros({out, in, kernel, kernel}));
+  if (b) bias = register_parameter("bias", Tensor::zeros({out}));
+}
+
+void Conv2d::reset_parameters(Generator& gen) {
+  init::kaiming_uniform_(weight, std::sqrt(5.0), gen);
+  if (bias.defined()) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(init::fan_in(weight)));
+    init::uniform_(bias, -bound, bound, gen);
+  }
+}
+
+void Conv2d::set_mask(const Tensor& mask) {
+  if (mask.defined()) {
+    LETHE_CHECK(mask.dtype() == DType::U8 && mask.shape() == weight.shape(),
+                "Conv2d mask must be uint8 ", shape_str(weight.shape()), ", got ", mask.str());
+    LETHE_CHECK(mask.device() == weight.device(), "Conv2d mask on ", mask.device().str(),
+                " but weight on ", weight.device().str());
+  }
+  mask_ = mask;
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  const Tensor w = mask_.defined() ? ops::mul(weight, mask_) : weight;
+  return ops::conv2d(x, w, bias, stride, pad);
+}
+
+BatchNorm2d::BatchNorm2d(int64_t channels, double eps_, double momentum_)
+    : eps(eps_), momentum(momentum_) {
+  weight = register_parameter("weight", Tensor::full({channels}, 1.0));
+  bias = register_parameter("bias", Tensor::zeros({channels}));
+  running_mean = register_buffer("running_mean", Tensor::zeros({channels}));
+  running_var = register_buffer("running_var", Tensor::full({channels}, 1.0));
+  // PyTorch stores a 0-d int64; lethe keeps int32 in memory and widens it in checkpoints.
+  num_batches_tracked = register_buffer("num_batches_tracked", Tensor::zeros({}, DType::I32));
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  const bool training = is_training();
+  if (training) {
+    // Counted on the host: it is a CPU-side scalar that no kernel reads.
+    if (num_batches_tracked.device().is_cpu()) num_batches_tracked.data<int32_t>()[0] += 1;
+  }
+  return ops::batch_norm2d(x, weight, bias, running_mean, running_var, training, momentum, eps);
+}
+
+Linear::Linear(int64_t in, int64_t out, bool b) {
+  LETHE_CHECK(in > 0 && out > 0, "Linear(", in, ", ", out, "): sizes must be positive");
+  weight = register_parameter("weight", Tensor::zeros({out, in}));
+  if (b) bias = register_parameter("bias", Tensor::zeros({out}));
+}
+
+void Linear::reset_parameters(Generator& gen) {
+  init::kaiming_uniform_(weight, std::sqrt(5.0), gen);
+  if (bias.defined()) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(init::fan_in(weight)));
+    init::uniform_(bias, -bound, bound, gen);
+  }
+}
+
+Tensor Linear::forward(const Tensor& x) { return ops::linear(x, weight, bias); }
+
+Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }
+
+MaxPool2d::MaxPool2d(int64_t k, int64_t s, int64_t p) : kernel(k), stride(s < 0 ? k : s), pad(p) {}
+Tensor MaxPool2d::forward(const Tensor& x) { return ops::max_pool2d(x, kernel, stride, pad); }
+
+AvgPool2d::AvgPool2d(int64_t k, int64_t s, int64_t p) : kernel(k), stride(s < 0 ? k : s), pad(p) {}
+Tensor AvgPool2d::forward(const Tensor& x) { return ops::avg_pool2d(x, kernel, stride, pad); }
+
+Tensor GlobalAvgPool::forward(const Tensor& x) { return ops::global_avg_pool(x); }
+
+Tensor Flatten::forward(const Tensor& x) { return ops::flatten(x); }
+
+Sequential::Sequential(std::vector<std::shared_ptr<Module>> modules) {
+  for (auto& m : modules) push_back(std::move(m));
+}
+
+void Sequential::push_back(std::shared_ptr<Module> m) {
+  register_module(std::to_string(layers_.size()), m);
+  layers_.push_back(std::move(m));
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor h = x;
+  for (auto& m : layers_) h = m->forward(h);
+  return h;
+}
+
+}  // namespace lethe::nn

@@ -1,0 +1,135 @@
+// conv2d and linear: the GEMM-shaped ops.
+#include "framework/dispatch.h"
+#include "framework/ops.h"
+#include "kernels/conv2d.h"
+#include "kernels/linear.h"
+
+namespace lethe::ops {
+
+using detail::check_defined;
+using detail::check_like;
+using detail::dispatch_float;
+using detail::on_device;
+
+namespace {
+
+struct Conv2dBackward : Node {
+  kernels::Conv2dShape s;
+  const char* name() const override { return "conv2d"; }
+  // inputs = {x, w, bias}: backward-weight reads x, backward-data reads w.
+  std::vector<Tensor> backward(const Tensor& gy) override {
+    const Tensor &x = inputs[0], &w = inputs[1], &bias = inputs[2];
+    Tensor gx, gw, gb;
+    if (inputs[0].requires_grad()) gx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    const bool need_w = inputs[1].requires_grad();
+    const bool need_b = bias.defined() && bias.requires_grad();
+    if (need_w || need_b) gw = Tensor::empty(w.shape(), w.dtype(), w.device());
+    if (need_b) gb = Tensor::empty(bias.shape(), bias.dtype(), bias.device());
+    on_device("conv2d backward", gy.device(), [&] {
+      dispatch_float("conv2d backward", gy.dtype(), [&](auto t) {
+        using T = decltype(t);
+        if (gx.defined())
+          kernels::conv2d_backward_data_cpu<T>(s, gy.data<T>(), w.data<T>(), gx.data<T>());
+        if (gw.defined())
+          kernels::conv2d_backward_weight_cpu<T>(s, x.data<T>(), gy.data<T>(), gw.data<T>(),
+                                                 gb.defined() ? gb.data<T>() : nullptr);
+      });
+    });
+    if (!need_w) gw = Tensor();
+    return {gx, gw, gb};
+  }
+};
+
+struct LinearBackward : Node {
+  int64_t N = 0, I = 0, O = 0;
+  const char* name() const override { return "linear"; }
+  // inputs = {x, w, bias}
+  std::vector<Tensor> backward(const Tensor& gy) override {
+    const Tensor &x = inputs[0], &w = inputs[1], &bias = inputs[2];
+    Tensor gx, gw, gb;
+    if (inputs[0].requires_grad()) gx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    if (inputs[1].requires_grad()) gw = Tensor::empty(w.shape(), w.dtype(), w.device());
+    if (bias.defined() && bias.requires_grad())
+      gb = Tensor::empty(bias.shape(), bias.dtype(), bias.device());
+    on_device("linear backward", gy.device(), [&] {
+      dispatch_float("linear backward", gy.dtype(), [&](auto t) {
+        using T = decltype(t);
+        kernels::linear_backward_cpu<T>(N, I, O, x.data<T>(), w.data<T>(), gy.data<T>(),
+                                        gx.defined() ? gx.data<T>() : nullptr,
+                                        gw.defined() ? gw.data<T>() : nullptr,
+                                        gb.defined() ? gb.data<T>() : nullptr);
+      });
+    });
+    return {gx, gw, gb};
+  }
+};
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride,
+              int64_t pad) {
+  const char* op = "conv2d";
+  check_defined(op, x, "input");
+  check_like(op, x, w, "weight");
+  LETHE_CHECK(x.dim() == 4 && w.dim() == 4, op, ": expected input [N,C,H,W] and weight ",
+              "[K,C,R,S], got ", shape_str(x.shape()), " and ", shape_str(w.shape()));
+  LETHE_CHECK(x.size(1) == w.size(1), op, ": input has ", x.size(1), " channels but weight ",
+              shape_str(w.shape()), " expects ", w.size(1));
+  LETHE_CHECK(stride >= 1 && pad >= 0, op, ": stride ", stride, " / pad ", pad, " invalid");
+  kernels::Conv2dShape s{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2),
+                         w.size(3), stride, pad};
+  LETHE_CHECK(s.H + 2 * pad >= s.R && s.W + 2 * pad >= s.S, op, ": filter ",
+              shape_str(w.shape()), " larger than padded input ", shape_str(x.shape()));
+  if (bias.defined()) {
+    check_like(op, x, bias, "bias");
+    detail::check_shape(op, bias, {s.K}, "bias");
+  }
+  Tensor y = Tensor::empty({s.N, s.K, s.P(), s.Q()}, x.dtype(), x.device());
+  on_device(op, x.device(), [&] {
+    dispatch_float(op, x.dtype(), [&](auto t) {
+      using T = decltype(t);
+      kernels::conv2d_forward_cpu<T>(s, x.data<T>(), w.data<T>(),
+                                     bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
+    });
+  });
+  if (autograd::needs_grad({&x, &w, &bias})) {
+    auto node = std::make_shared<Conv2dBackward>();
+    node->s = s;
+    node->inputs = {x, w, bias};
+    autograd::record(y, node);
+  }
+  return y;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  const char* op = "linear";
+  check_defined(op, x, "input");
+  check_like(op, x, w, "weight");
+  LETHE_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1), op,
+              ": expected input [N,I] and weight [O,I], got ", shape_str(x.shape()), " and ",
+              shape_str(w.shape()));
+  const int64_t N = x.size(0), I = x.size(1), O = w.size(0);
+  if (bias.defined()) {
+    check_like(op, x, bias, "bias");
+    detail::check_shape(op, bias, {O}, "bias");
+  }
+  Tensor y = Tensor::empty({N, O}, x.dtype(), x.device());
+  on_device(op, x.device(), [&] {
+    dispatch_float(op, x.dtype(), [&](auto t) {
+      using T = decltype(t);
+      kernels::linear_forward_cpu<T>(N, I, O, x.data<T>(), w.data<T>(),
+                                     bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
+    });
+  });
+  if (autograd::needs_grad({&x, &w, &bias})) {
+    auto node = std::make_shared<LinearBackward>();
+    node->N = N;
+    node->I = I;
+    node->O = O;
+    node->inputs = {x, w, bias};
+    autograd::record(y, node);
+  }
+  return y;
+}
+
+}  // namespace lethe::ops
