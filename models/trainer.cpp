@@ -1,0 +1,324 @@
+#include "models/trainer.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "framework/atomic_file.h"
+#include "framework/autograd.h"
+#include "framework/checkpoint.h"
+#include "framework/lr_schedule.h"
+#include "framework/ops.h"
+#include "framework/version.h"
+
+namespace lethe::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// Correct predictions of a [B,C] float logits tensor against int32 labels.
+int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+  const int64_t B = logits.size(0), C = logits.size(1);
+  const float* l = logits.data<float>();
+  const int32_t* y = labels.data<int32_t>();
+  int64_t correct = 0;
+  for (int64_t i = 0; i < B; ++i) {
+    int64_t best = 0;
+    for (int64_t c = 1; c < C; ++c)
+      if (l[i * C + c] > l[i * C + best]) best = c;
+    correct += best == y[i];
+  }
+  return correct;
+}
+
+std::string format_eta(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s % 3600 / 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  return buf;
+}
+
+nlohmann::json to_json(const EpochRecord& r) {
+  return {{"epoch", r.epoch},         {"loss", r.loss},    {"train_acc", r.train_acc},
+          {"val_acc", r.val_acc},     {"lr", r.lr},        {"seconds", r.seconds},
+          {"images_per_s", r.images_per_s}};
+}
+
+EpochRecord from_json(const nlohmann::json& j) {
+  EpochRecord r;
+  r.epoch = j.at("epoch").get<int64_t>();
+  r.loss = j.at("loss").get<double>();
+  r.train_acc = j.at("train_acc").get<double>();
+  r.val_acc = j.at("val_acc").get<double>();
+  r.lr = j.at("lr").get<double>();
+  r.seconds = j.at("seconds").get<double>();
+  r.images_per_s = j.at("images_per_s").get<double>();
+  return r;
+}
+
+void write_log(const std::string& path, const std::vector<EpochRecord>& history) {
+  nlohmann::json j = {{"epochs", nlohmann::json::array()}};
+  for (const auto& r : history) j["epochs"].push_back(to_json(r));
+  write_text_atomic(path, j.dump(1) + "\n");
+}
+
+std::vector<EpochRecord> read_log(const std::string& path, int64_t upto_epoch) {
+  std::vector<EpochRecord> out;
+  std::ifstream f(path);
+  if (!f) return out;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(f);
+    for (const auto& e : j.at("epochs")) {
+      EpochRecord r = from_json(e);
+      if (r.epoch <= upto_epoch) out.push_back(r);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    LETHE_CHECK(false, path, " is not a valid training log (", e.what(), ")");
+  }
+  return out;
+}
+
+/// The run-defining options, recorded in every checkpoint: resuming with different ones
+/// would not continue the same run.
+io::StMetadata run_metadata(const TrainOptions& o, int64_t steps_per_epoch) {
+  io::StMetadata m = o.metadata;
+  m["format"] = "lethe-checkpoint-1";
+  m["lethe_version"] = version();
+  m["epochs"] = std::to_string(o.epochs);
+  m["batch_size"] = std::to_string(o.batch_size);
+  m["steps_per_epoch"] = std::to_string(steps_per_epoch);
+  m["lr"] = std::to_string(o.sgd.lr);
+  m["lr_schedule"] = o.lr_schedule;
+  m["seed"] = std::to_string(o.seed);
+  return m;
+}
+
+}  // namespace
+
+EvalResult evaluate(nn::Module& model, const data::Dataset& data,
+                    const std::vector<int64_t>& indices, int64_t batch_size) {
+  EvalResult r;
+  if (indices.empty()) return r;
+  const bool was_training = model.is_training();
+  model.eval();
+  autograd::NoGradGuard no_grad;
+  data::LoaderOptions lo;
+  lo.batch_size = batch_size;
+  data::BatchLoader loader(data, indices, lo);
+  loader.start_epoch(0);
+  data::Batch b;
+  int64_t correct = 0;
+  double loss_sum = 0;
+  while (loader.next(&b)) {
+    const Tensor logits = model(b.images);
+    correct += count_correct(logits, b.labels);
+    loss_sum += ops::cross_entropy(logits, b.labels, ops::Reduction::Sum).item();
+    r.n += b.size();
+  }
+  model.train(was_training);
+  r.accuracy = 100.0 * static_cast<double>(correct) / static_cast<double>(r.n);
+  r.loss = loss_sum / static_cast<double>(r.n);
+  return r;
+}
+
+void save_training_checkpoint(const std::string& path, const nn::Module& model, const SGD* opt,
+                              const std::map<std::string, Tensor>& masks,
+                              const io::StMetadata& metadata) {
+  nn::NamedTensors tensors = model.state_dict();
+  if (opt) {
+    const nn::NamedTensors params = model.named_parameters();
+    const auto& bufs = const_cast<SGD*>(opt)->momentum_buffers();
+    for (size_t i = 0; i < params.size() && i < bufs.size(); ++i)
+      if (bufs[i].defined()) tensors.emplace_back("optim." + params[i].first + ".momentum_buffer", bufs[i]);
+  }
+  for (const auto& [name, m] : masks) tensors.emplace_back(name + ".mask", m);
+  save_checkpoint(path, tensors, metadata);
+}
+
+TrainResult fit(nn::Module& model, const data::Dataset& train_data,
+                const std::vector<int64_t>& indices, const data::Dataset& val_data,
+                const std::vector<int64_t>& val_indices, const TrainOptions& o,
+                const std::map<std::string, Tensor>& masks) {
+  LETHE_CHECK(o.epochs > 0 && o.batch_size > 0, "training needs epochs > 0 and batch size > 0");
+  LETHE_CHECK(!indices.empty(), "training needs a non-empty training set");
+  data::LoaderOptions lo;
+  lo.batch_size = o.batch_size;
+  lo.shuffle = true;
+  lo.augment = o.augment;
+  lo.drop_last = o.drop_last;
+  lo.seed = o.seed;
+  data::BatchLoader loader(train_data, indices, lo);
+  const int64_t spe = loader.num_batches();
+  LETHE_CHECK(spe > 0, "the training set (", indices.size(), " images) gives no batch of ",
+              o.batch_size, " with drop_last");
+
+  const nn::NamedTensors named = model.named_parameters();
+  std::vector<Tensor> params;
+  for (const auto& [n, p] : named) params.push_back(p);
+  SGD opt(params, o.sgd);
+  for (const auto& [name, mask] : masks) {
+    bool found = false;
+    for (const auto& [n, p] : named)
+      if (n == name) {
+        opt.set_mask(p, mask);
+        found = true;
+      }
+    LETHE_CHECK(found, "mask for '", name, "', which is not a parameter of the model");
+  }
+  const auto schedule = make_lr_schedule(o.lr_schedule, o.sgd.lr, spe, o.epochs);
+  const io::StMetadata meta = run_metadata(o, spe);
+
+  namespace fs = std::filesystem;
+  const bool files = !o.out_dir.empty();
+  const std::string last_path = files ? (fs::path(o.out_dir) / "last.safetensors").string() : "";
+  const std::string log_path = files ? (fs::path(o.out_dir) / "train_log.json").string() : "";
+  if (files) fs::create_directories(o.out_dir);
+
+  TrainResult res;
+  res.total_steps = o.epochs * spe;
+  int64_t step = 0;
+  if (o.resume) {
+    LETHE_CHECK(files, "--resume needs an output folder to resume from");
+    LETHE_CHECK(fs::exists(last_path), "cannot resume: ", last_path,
+                " does not exist (start the run without --resume)");
+    io::StMetadata expect = meta;  // same model and the same run-defining options
+    expect.erase("lethe_version");
+    Checkpoint ck = load_checkpoint(last_path, model, expect);
+    step = std::stoll(ck.metadata.at("step"));
+    LETHE_CHECK(step >= 0 && step <= res.total_steps, last_path, " holds step ", step,
+                " outside this run's 0..", res.total_steps);
+    for (size_t i = 0; i < named.size(); ++i) {
+      auto it = ck.tensors.find("optim." + named[i].first + ".momentum_buffer");
+      if (it != ck.tensors.end() && opt.momentum_buffers()[i].defined())
+        opt.momentum_buffers()[i].copy_(it->second);
+    }
+    opt.set_steps_taken(step);
+    res.history = read_log(log_path, step / spe);
+  }
+  res.start_step = step;
+
+  auto save_last = [&](int64_t epochs_done) {
+    if (!files) return;
+    io::StMetadata m = meta;
+    m["step"] = std::to_string(step);
+    m["epoch"] = std::to_string(epochs_done);
+    m["kind"] = "training";
+    save_training_checkpoint(last_path, model, &opt, masks, m);
+  };
+  double best_val = -1;
+  for (const auto& r : res.history) best_val = std::max(best_val, r.val_acc);
+
+  const auto t_run = Clock::now();
+  const int64_t log_every = std::max<int64_t>(1, spe / 10);
+  for (int64_t epoch = step / spe; epoch < o.epochs; ++epoch) {
+    model.train();
+    loader.start_epoch(epoch, step % spe);
+    const auto t_epoch = Clock::now();
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0, epoch_steps = 0;
+    data::Batch b;
+    while (loader.next(&b)) {
+      opt.set_lr(schedule->lr(step));
+      const Tensor logits = model(b.images);
+      const Tensor loss = o.loss ? o.loss(logits, b)
+                                 : ops::cross_entropy(logits, b.labels, ops::Reduction::Mean,
+                                                      o.label_smoothing);
+      const double lv = loss.item();
+      LETHE_CHECK(std::isfinite(lv), "the training loss became ", lv, " at epoch ", epoch + 1,
+                  " step ", step + 1, " (global); stopping. The last good checkpoint is ",
+                  files ? last_path : std::string("not saved (no output folder)"),
+                  "; lower the learning rate or check the data");
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      ++step;
+      ++res.steps_run;
+      ++epoch_steps;
+      loss_sum += lv * static_cast<double>(b.size());
+      correct += count_correct(logits, b.labels);
+      seen += b.size();
+
+      const double el = seconds_since(t_epoch);
+      if (!o.quiet && (step % log_every == 0 || step % spe == 0)) {
+        const double ips = static_cast<double>(seen) / std::max(el, 1e-9);
+        const double run_el = seconds_since(t_run);
+        const double eta = run_el / static_cast<double>(res.steps_run) *
+                           static_cast<double>(res.total_steps - step);
+        std::fprintf(stderr,
+                     "[train] epoch %lld/%lld step %lld/%lld loss %.4f acc %.1f%% lr %.4g "
+                     "%.0f img/s ETA %s\n",
+                     static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
+                     static_cast<long long>(step - epoch * spe), static_cast<long long>(spe),
+                     loss_sum / static_cast<double>(seen),
+                     100.0 * static_cast<double>(correct) / static_cast<double>(seen),
+                     opt.lr(), ips, format_eta(eta).c_str());
+      }
+      if (o.save_every > 0 && step % o.save_every == 0 && step % spe != 0) save_last(epoch);
+      if (o.stop_at_step > 0 && step >= o.stop_at_step && step % spe != 0) {
+        save_last(epoch);
+        res.seconds = seconds_since(t_run);
+        return res;
+      }
+    }
+    EpochRecord rec;
+    rec.epoch = epoch + 1;
+    rec.seconds = seconds_since(t_epoch);
+    rec.loss = seen ? loss_sum / static_cast<double>(seen) : 0;
+    rec.train_acc = seen ? 100.0 * static_cast<double>(correct) / static_cast<double>(seen) : 0;
+    rec.images_per_s = static_cast<double>(seen) / std::max(rec.seconds, 1e-9);
+    rec.lr = opt.lr();
+    if (!val_indices.empty()) rec.val_acc = evaluate(model, val_data, val_indices).accuracy;
+    res.history.push_back(rec);
+    if (!o.quiet)
+      std::fprintf(stderr,
+                   "[train] epoch %lld/%lld done: loss %.4f train acc %.2f%% val acc %.2f%% "
+                   "%.1f s (%.0f img/s)\n",
+                   static_cast<long long>(rec.epoch), static_cast<long long>(o.epochs), rec.loss,
+                   rec.train_acc, rec.val_acc, rec.seconds, rec.images_per_s);
+    if (files) {
+      save_last(epoch + 1);
+      write_log(log_path, res.history);
+      io::StMetadata m = meta;
+      m["step"] = std::to_string(step);
+      m["epoch"] = std::to_string(epoch + 1);
+      if (rec.val_acc > best_val) {
+        best_val = rec.val_acc;
+        m["kind"] = "best";
+        m["val_acc"] = std::to_string(rec.val_acc);
+        save_training_checkpoint((fs::path(o.out_dir) / "best.safetensors").string(), model,
+                                 nullptr, masks, m);
+      }
+      if (o.snapshot_epoch > 0 && epoch + 1 == o.snapshot_epoch) {
+        m["kind"] = "snapshot";
+        save_training_checkpoint(
+            (fs::path(o.out_dir) / ("epoch" + std::to_string(o.snapshot_epoch) + ".safetensors"))
+                .string(),
+            model, &opt, masks, m);
+      }
+    }
+    if (o.stop_at_step > 0 && step >= o.stop_at_step && epoch + 1 < o.epochs) {
+      res.seconds = seconds_since(t_run);
+      return res;
+    }
+  }
+  res.finished = true;
+  res.seconds = seconds_since(t_run);
+  return res;
+}
+
+}  // namespace lethe::train
