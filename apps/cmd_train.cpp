@@ -1,0 +1,269 @@
+// `lethe train`: trains a dense model (SPEC section 3) with progress, checkpoints, resume and
+// a results table; `lethe eval`: accuracy per split of a checkpoint.
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <tuple>
+
+#include "apps/cli.h"
+#include "apps/commands.h"
+#include "apps/report.h"
+#include "data/split.h"
+#include "data/synthetic.h"
+#include "framework/checkpoint.h"
+#include "framework/version.h"
+#include "models/model.h"
+#include "models/trainer.h"
+
+namespace lethe::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<Option> kDataOptions = {
+    {"dataset", "cifar10", "cifar10 | cifar100 | synthetic (a small built-in stand-in)"},
+    {"data-dir", "", "folder with the binary data set (default: $LETHE_DATA, then ./data_cache/<dataset>)"},
+    {"split-seed", "0", "seed of the per-class 45,000/5,000 train/validation split"},
+    {"train-limit", "0", "use only the first N images of the training split (0: all)"},
+};
+
+const std::vector<Option> kSettingOptions = {
+    {"device", "cpu", "cpu (the CUDA backend is not built yet)"},
+    {"threads", "0", "CPU threads (0: one per core)"},
+    {"math-mode", "fp32", "fp32 | tf32 (GPU only; fp32 never uses tensor cores)"},
+    {"conv-backend", "lethe", "lethe | cudnn (GPU only)"},
+    {"sparse", "auto", "auto | on | off: sparse execution of pruned layers"},
+};
+
+std::vector<Option> concat(std::vector<Option> a, const std::vector<Option>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+Command train_command() {
+  Command c;
+  c.name = "train";
+  c.summary = "Train a dense model; writes checkpoints (last, best, the epoch-8 snapshot),\n"
+              "train_log.json, results.json and summary.md into --out.";
+  c.options = concat(
+      concat({{"model", "resnet18", "resnet18 | vgg16_bn"},
+              {"width", "0.25", "channel width multiplier (1.0: the paper's models)"},
+              {"epochs", "20", "epochs"},
+              {"batch-size", "128", "images per SGD step"},
+              {"lr", "0.1", "base (one-cycle: peak) learning rate"},
+              {"momentum", "0.9", "SGD momentum"},
+              {"weight-decay", "5e-4", "weight decay on all parameters"},
+              {"nesterov", "false", "Nesterov momentum"},
+              {"lr-schedule", "onecycle",
+               "constant | multistep:E1,E2 | cosine | onecycle | warmup:E+<schedule>"},
+              {"label-smoothing", "0", "cross-entropy label smoothing"},
+              {"augment", "true", "random crop (4 px padding) and horizontal flip"},
+              {"seed", "1", "seed of the initialisation, data order and augmentation"},
+              {"out", "runs/train", "output folder"},
+              {"resume", "false", "continue the run in --out from last.safetensors"},
+              {"snapshot-epoch", "8", "save epoch<N>.safetensors for OMP rewinding (0: none)"},
+              {"save-every", "0", "also checkpoint every N steps (0: at epoch ends)"},
+              {"stop-at-step", "0", "stop (with a checkpoint) at this global step (0: never)"},
+              {"quiet", "false", "no progress lines"}},
+             kDataOptions),
+      kSettingOptions);
+  c.presets = {
+      {"cpu", "model = resnet18\nwidth = 0.25\nepochs = 20\nbatch-size = 128\nlr = 0.1\n"
+              "lr-schedule = onecycle\n"},
+      {"fast", "model = resnet18\nwidth = 1.0\nepochs = 30\nbatch-size = 256\nlr = 0.1\n"
+               "lr-schedule = onecycle\n"},
+      {"paper", "model = resnet18\nwidth = 1.0\nepochs = 182\nbatch-size = 256\nlr = 0.1\n"
+                "lr-schedule = multistep:91,136\nmomentum = 0.9\nweight-decay = 5e-4\n"},
+  };
+  return c;
+}
+
+Command eval_command() {
+  Command c;
+  c.name = "eval";
+  c.summary = "Accuracy of a checkpoint on the training split, the validation split and the\n"
+              "test set (eval mode, no augmentation).";
+  c.options = concat(concat({{"model", "", "checkpoint (.safetensors) to evaluate"},
+                             {"batch-size", "500", "images per forward pass"},
+                             {"out", "", "folder for results.json / summary.md (optional)"}},
+                            kDataOptions),
+                     kSettingOptions);
+  return c;
+}
+
+}  // namespace
+
+DataBundle load_data(const Config& cfg) {
+  DataBundle d;
+  const std::string name = cfg.get_string("dataset", "cifar10");
+  if (name == "synthetic") {
+    d.train = data::make_synthetic_split(data::Split::Train);
+    d.test = data::make_synthetic_split(data::Split::Test);
+    d.source = "built-in synthetic data (not CIFAR)";
+  } else {
+    const std::string dir = data::resolve_data_dir(cfg.get_string("data-dir", ""), name);
+    d.train = data::load_dataset(name, dir, data::Split::Train);
+    d.test = data::load_dataset(name, dir, data::Split::Test);
+    d.source = dir;
+  }
+  const int64_t split_seed = cfg.get_int("split-seed", 0);
+  data::TrainValSplit split =
+      data::split_train_val(d.train.labels, d.train.num_classes, static_cast<uint64_t>(split_seed));
+  d.train_idx = std::move(split.train);
+  d.val_idx = std::move(split.val);
+  const int64_t limit = cfg.get_int("train-limit", 0);
+  LETHE_CHECK(limit >= 0, "--train-limit must be >= 0, got ", limit);
+  if (limit > 0 && limit < static_cast<int64_t>(d.train_idx.size())) d.train_idx.resize(limit);
+  return d;
+}
+
+int cmd_train(const std::vector<std::string>& args) {
+  const Command cmd = train_command();
+  Config cfg;
+  if (!parse_args(cmd, args, cfg)) return 0;
+  const nlohmann::json settings = apply_settings(cfg);
+  const std::string started = now_iso8601();
+  DataBundle d = load_data(cfg);
+
+  models::ModelSpec spec;
+  spec.arch = cfg.get_string("model", "resnet18");
+  spec.width = cfg.get_double("width", 0.25);
+  spec.num_classes = d.train.num_classes;
+  spec.dataset = d.train.name;
+  const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
+  Generator init_gen(seed, 0);
+  auto model = models::make_model(spec, init_gen);
+
+  train::TrainOptions o;
+  o.epochs = cfg.get_int("epochs", 20);
+  o.batch_size = cfg.get_int("batch-size", 128);
+  o.sgd.lr = cfg.get_double("lr", 0.1);
+  o.sgd.momentum = cfg.get_double("momentum", 0.9);
+  o.sgd.weight_decay = cfg.get_double("weight-decay", 5e-4);
+  o.sgd.nesterov = cfg.get_bool("nesterov", false);
+  o.lr_schedule = cfg.get_string("lr-schedule", "onecycle");
+  o.label_smoothing = cfg.get_double("label-smoothing", 0);
+  o.augment = cfg.get_bool("augment", true);
+  o.seed = seed;
+  o.out_dir = cfg.get_string("out", "runs/train");
+  o.resume = cfg.get_bool("resume", false);
+  o.snapshot_epoch = cfg.get_int("snapshot-epoch", 8);
+  o.save_every = cfg.get_int("save-every", 0);
+  o.stop_at_step = cfg.get_int("stop-at-step", 0);
+  o.quiet = cfg.get_bool("quiet", false);
+  o.metadata = models::model_metadata(spec);
+  o.metadata["split_seed"] = std::to_string(cfg.get_int("split-seed", 0));
+  o.metadata["train_limit"] = std::to_string(cfg.get_int("train-limit", 0));
+
+  std::fprintf(stderr, "[train] %s width %s on %s: %zu training / %zu validation / %lld test images, "
+               "%lld epochs, batch %lld, %s threads\n",
+               spec.arch.c_str(), models::format_width(spec.width).c_str(), d.source.c_str(),
+               d.train_idx.size(), d.val_idx.size(), static_cast<long long>(d.test.size()),
+               static_cast<long long>(o.epochs), static_cast<long long>(o.batch_size),
+               settings["threads"].dump().c_str());
+  const train::TrainResult r = train::fit(*model, d.train, d.train_idx, d.train, d.val_idx, o);
+  if (!r.finished) {
+    std::fprintf(stderr, "[train] stopped at step %lld of %lld; continue with --resume\n",
+                 static_cast<long long>(r.start_step + r.steps_run),
+                 static_cast<long long>(r.total_steps));
+    return 0;
+  }
+
+  std::vector<int64_t> test_idx(static_cast<size_t>(d.test.size()));
+  for (size_t i = 0; i < test_idx.size(); ++i) test_idx[i] = static_cast<int64_t>(i);
+  const train::EvalResult last_test = train::evaluate(*model, d.test, test_idx);
+  Generator g2(seed, 0);
+  auto best = models::make_model(spec, g2);
+  const std::string best_path = (fs::path(o.out_dir) / "best.safetensors").string();
+  load_checkpoint(best_path, *best, models::model_metadata(spec));
+  const train::EvalResult best_test = train::evaluate(*best, d.test, test_idx);
+
+  double best_val = -1, epoch_s = 0;
+  for (const auto& e : r.history) {
+    best_val = std::max(best_val, e.val_acc);
+    epoch_s += e.seconds;
+  }
+  epoch_s /= static_cast<double>(r.history.size());
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const auto& e : r.history)
+    epochs.push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"train_acc", e.train_acc},
+                      {"val_acc", e.val_acc}, {"seconds", e.seconds},
+                      {"images_per_s", e.images_per_s}});
+  nlohmann::json results = {
+      {"lethe_version", version()},
+      {"command", "lethe train"},
+      {"config", config_json(cfg)},
+      {"settings", settings},
+      {"machine", machine_info()},
+      {"data", d.source},
+      {"started", started},
+      {"metrics",
+       {{"test_acc_last", last_test.accuracy},
+        {"test_acc_best", best_test.accuracy},
+        {"best_val_acc", best_val}}},
+      {"timings_s", {{"train", r.seconds}, {"mean_epoch", epoch_s}}},
+      {"per_epoch", epochs}};
+  std::ostringstream md;
+  md << "# lethe train: " << spec.arch << " width " << models::format_width(spec.width) << "\n\n"
+     << "| metric | value |\n|---|---|\n"
+     << "| test accuracy (last) | " << last_test.accuracy << "% |\n"
+     << "| test accuracy (best by validation) | " << best_test.accuracy << "% |\n"
+     << "| best validation accuracy | " << best_val << "% |\n"
+     << "| epochs | " << r.history.size() << " |\n"
+     << "| mean epoch time | " << epoch_s << " s |\n\n"
+     << "Data: " << d.source << ". Machine: " << machine_info()["cpu"].get<std::string>()
+     << ", " << settings["threads"] << " threads.\n";
+  write_results(o.out_dir, results, md.str());
+  std::printf("test accuracy: %.2f%% (last), %.2f%% (best by validation %.2f%%); results in %s\n",
+              last_test.accuracy, best_test.accuracy, best_val, o.out_dir.c_str());
+  return 0;
+}
+
+int cmd_eval(const std::vector<std::string>& args) {
+  const Command cmd = eval_command();
+  Config cfg;
+  if (!parse_args(cmd, args, cfg)) return 0;
+  const nlohmann::json settings = apply_settings(cfg);
+  const std::string path = cfg.get_string("model", "");
+  LETHE_CHECK(!path.empty(), "lethe eval needs --model CHECKPOINT");
+  const Checkpoint peek = read_checkpoint(path);
+  const models::ModelSpec spec = models::spec_from_metadata(peek.metadata);
+  // The split the model was trained with, unless asked otherwise.
+  if (!cfg.has("split-seed") || cfg.get_string("split-seed", "") == "0") {
+    auto it = peek.metadata.find("split_seed");
+    if (it != peek.metadata.end()) cfg.set("split-seed", it->second, path);
+  }
+  if (cfg.get_string("dataset", "cifar10") != spec.dataset) cfg.set("dataset", spec.dataset, path);
+  const int64_t batch = cfg.get_int("batch-size", 500);
+  const std::string out = cfg.get_string("out", "");
+  cfg.set("train-limit", "0", "eval");  // accuracy on the whole training split
+  DataBundle d = load_data(cfg);
+
+  Generator gen(0, 0);
+  auto model = models::make_model(spec, gen);
+  load_checkpoint(path, *model, models::model_metadata(spec));
+  std::vector<int64_t> test_idx(static_cast<size_t>(d.test.size()));
+  for (size_t i = 0; i < test_idx.size(); ++i) test_idx[i] = static_cast<int64_t>(i);
+  nlohmann::json acc;
+  std::ostringstream md;
+  md << "# lethe eval: " << path << "\n\n| split | images | accuracy | loss |\n|---|---|---|---|\n";
+  for (const auto& [name, data, idx] :
+       {std::tuple{"train", &d.train, &d.train_idx}, std::tuple{"val", &d.train, &d.val_idx},
+        std::tuple{"test", &d.test, &test_idx}}) {
+    const train::EvalResult r = train::evaluate(*model, *data, *idx, batch);
+    std::printf("%-5s %6lld images  accuracy %6.2f%%  loss %.4f\n", name,
+                static_cast<long long>(r.n), r.accuracy, r.loss);
+    acc[name] = {{"images", r.n}, {"accuracy", r.accuracy}, {"loss", r.loss}};
+    md << "| " << name << " | " << r.n << " | " << r.accuracy << "% | " << r.loss << " |\n";
+  }
+  if (!out.empty())
+    write_results(out, {{"lethe_version", version()}, {"command", "lethe eval"},
+                        {"checkpoint", path}, {"config", config_json(cfg)},
+                        {"settings", settings}, {"machine", machine_info()},
+                        {"metrics", acc}},
+                  md.str());
+  return 0;
+}
+
+}  // namespace lethe::cli

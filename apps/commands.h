@@ -1,0 +1,27 @@
+// The `lethe` subcommands. Each takes the arguments after its name and returns the exit code;
+// errors are thrown as lethe::Error and reported by main() as one sentence.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "framework/config.h"
+
+namespace lethe::cli {
+
+int cmd_train(const std::vector<std::string>& args);
+int cmd_eval(const std::vector<std::string>& args);
+int cmd_download(const std::vector<std::string>& args);
+
+/// The data a command works on: the training images, the test images, and the seeded
+/// train/validation split (optionally cut to the first `train-limit` training images).
+struct DataBundle {
+  data::Dataset train, test;
+  std::vector<int64_t> train_idx, val_idx;
+  std::string source;  ///< where the images came from, for the results
+};
+/// Loads `dataset` (config keys dataset, data-dir, split-seed, train-limit).
+DataBundle load_data(const Config& cfg);
+
+}  // namespace lethe::cli

@@ -1,0 +1,61 @@
+// lethe: the command line. `lethe <subcommand> --help` lists each subcommand's options.
+#include <cstdio>
+#include <cstdlib>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "framework/version.h"
+#include "kernels/check.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: lethe <subcommand> [--config FILE] [--preset NAME] [--key value ...]\n\n"
+    "subcommands:\n"
+    "  train      train a dense model (checkpoints, resume, results)\n"
+    "  eval       accuracy of a checkpoint per split\n"
+    "  download   fetch CIFAR-10 / CIFAR-100 (checksum verified)\n"
+    "  version    print the version\n\n"
+    "'lethe <subcommand> --help' lists its options.\n";
+
+// Errors carry "file.cpp:123: " for developers; users get the sentence alone
+// (set LETHE_DEBUG=1 to keep the location).
+std::string user_message(const std::string& what) {
+  if (std::getenv("LETHE_DEBUG")) return what;
+  static const std::regex loc(R"(^[^ ]+\.(cpp|h|cu|cuh):[0-9]+: )");
+  return std::regex_replace(what, loc, "", std::regex_constants::format_first_only);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string sub = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (sub == "train") return lethe::cli::cmd_train(args);
+    if (sub == "eval") return lethe::cli::cmd_eval(args);
+    if (sub == "download") return lethe::cli::cmd_download(args);
+    if (sub == "version" || sub == "--version") {
+      std::printf("lethe %s\n", lethe::version().c_str());
+      return 0;
+    }
+    if (sub == "help" || sub == "--help" || sub == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    std::fprintf(stderr, "lethe: unknown subcommand '%s'\n\n%s", sub.c_str(), kUsage);
+    return 2;
+  } catch (const lethe::Error& e) {
+    std::fprintf(stderr, "lethe %s: %s\n", sub.c_str(), user_message(e.what()).c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lethe %s: unexpected error: %s\n", sub.c_str(), e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,74 @@
+#include "apps/report.h"
+
+#include <omp.h>
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "framework/atomic_file.h"
+#include "framework/settings.h"
+#include "framework/tensor.h"
+#include "framework/version.h"
+
+namespace lethe::cli {
+
+nlohmann::json machine_info() {
+  std::string cpu = "unknown";
+  std::ifstream f("/proc/cpuinfo");
+  for (std::string line; std::getline(f, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  nlohmann::json j = {{"cpu", cpu},
+                      {"cores", std::thread::hardware_concurrency()},
+                      {"threads", omp_get_max_threads()},
+                      {"cuda_build", built_with_cuda()},
+                      {"gpus", cuda_device_count()}};
+  return j;
+}
+
+nlohmann::json apply_settings(const Config& cfg) {
+  const int64_t threads = cfg.get_int("threads", 0);
+  LETHE_CHECK(threads >= 0, "--threads must be >= 0 (0: one per core), got ", threads);
+  if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
+  ExecutionSettings s;
+  s.math = parse_math_mode(cfg.get_string("math-mode", "fp32"));
+  s.conv = parse_conv_backend(cfg.get_string("conv-backend", "lethe"));
+  s.sparse = parse_sparse_mode(cfg.get_string("sparse", "auto"));
+  const std::string device = cfg.get_string("device", "cpu");
+  LETHE_CHECK(device == "cpu", "--device ", device,
+              ": only the CPU backend exists in this build (the CUDA kernels are not written yet)");
+  set_execution_settings(s);
+  return {{"device", device},
+          {"math_mode", to_string(s.math)},
+          {"conv_backend", to_string(s.conv)},
+          {"sparse", to_string(s.sparse)},
+          {"threads", omp_get_max_threads()}};
+}
+
+nlohmann::json config_json(const Config& cfg) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : cfg.values()) j[k] = v;
+  return j;
+}
+
+std::string now_iso8601() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+void write_results(const std::string& dir, const nlohmann::json& results,
+                   const std::string& markdown) {
+  std::filesystem::create_directories(dir);
+  write_text_atomic((std::filesystem::path(dir) / "results.json").string(),
+                    results.dump(2) + "\n");
+  write_text_atomic((std::filesystem::path(dir) / "summary.md").string(), markdown);
+}
+
+}  // namespace lethe::cli
