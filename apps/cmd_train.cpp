@@ -7,6 +7,7 @@
 
 #include "apps/cli.h"
 #include "apps/commands.h"
+#include "apps/options.h"
 #include "apps/report.h"
 #include "data/split.h"
 #include "data/synthetic.h"
@@ -21,61 +22,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<Option> kDataOptions = {
-    {"dataset", "cifar10", "cifar10 | cifar100 | synthetic (a small built-in stand-in)"},
-    {"data-dir", "", "folder with the binary data set (default: $LETHE_DATA, then ./data_cache/<dataset>)"},
-    {"split-seed", "0", "seed of the per-class 45,000/5,000 train/validation split"},
-    {"train-limit", "0", "use only the first N images of the training split (0: all)"},
-};
-
-const std::vector<Option> kSettingOptions = {
-    {"device", "cpu", "cpu (the CUDA backend is not built yet)"},
-    {"threads", "0", "CPU threads (0: one per core)"},
-    {"math-mode", "fp32", "fp32 | tf32 (GPU only; fp32 never uses tensor cores)"},
-    {"conv-backend", "lethe", "lethe | cudnn (GPU only)"},
-    {"sparse", "auto", "auto | on | off: sparse execution of pruned layers"},
-};
-
-std::vector<Option> concat(std::vector<Option> a, const std::vector<Option>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 Command train_command() {
   Command c;
   c.name = "train";
   c.summary = "Train a dense model; writes checkpoints (last, best, the epoch-8 snapshot),\n"
               "train_log.json, results.json and summary.md into --out.";
-  c.options = concat(
-      concat({{"model", "resnet18", "resnet18 | vgg16_bn"},
-              {"width", "0.25", "channel width multiplier (1.0: the paper's models)"},
-              {"epochs", "20", "epochs"},
-              {"batch-size", "128", "images per SGD step"},
-              {"lr", "0.1", "base (one-cycle: peak) learning rate"},
-              {"momentum", "0.9", "SGD momentum"},
-              {"weight-decay", "5e-4", "weight decay on all parameters"},
-              {"nesterov", "false", "Nesterov momentum"},
-              {"lr-schedule", "onecycle",
-               "constant | multistep:E1,E2 | cosine | onecycle | warmup:E+<schedule>"},
-              {"label-smoothing", "0", "cross-entropy label smoothing"},
-              {"augment", "true", "random crop (4 px padding) and horizontal flip"},
-              {"seed", "1", "seed of the initialisation, data order and augmentation"},
-              {"out", "runs/train", "output folder"},
-              {"resume", "false", "continue the run in --out from last.safetensors"},
-              {"snapshot-epoch", "8", "save epoch<N>.safetensors for OMP rewinding (0: none)"},
-              {"save-every", "0", "also checkpoint every N steps (0: at epoch ends)"},
-              {"stop-at-step", "0", "stop (with a checkpoint) at this global step (0: never)"},
-              {"quiet", "false", "no progress lines"}},
-             kDataOptions),
-      kSettingOptions);
-  c.presets = {
-      {"cpu", "model = resnet18\nwidth = 0.25\nepochs = 20\nbatch-size = 128\nlr = 0.1\n"
-              "lr-schedule = onecycle\n"},
-      {"fast", "model = resnet18\nwidth = 1.0\nepochs = 30\nbatch-size = 256\nlr = 0.1\n"
-               "lr-schedule = onecycle\n"},
-      {"paper", "model = resnet18\nwidth = 1.0\nepochs = 182\nbatch-size = 256\nlr = 0.1\n"
-                "lr-schedule = multistep:91,136\nmomentum = 0.9\nweight-decay = 5e-4\n"},
-  };
+  c.options = concat(concat(training_options(), {{"snapshot-epoch", "8",
+                                                    "save epoch<N>.safetensors for OMP "
+                                                    "rewinding (0: none)"}}),
+                     concat(data_options(), setting_options()));
+  c.presets = training_presets();
   return c;
 }
 
@@ -87,8 +43,8 @@ Command eval_command() {
   c.options = concat(concat({{"model", "", "checkpoint (.safetensors) to evaluate"},
                              {"batch-size", "500", "images per forward pass"},
                              {"out", "", "folder for results.json / summary.md (optional)"}},
-                            kDataOptions),
-                     kSettingOptions);
+                            data_options()),
+                     setting_options());
   return c;
 }
 

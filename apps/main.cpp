@@ -15,8 +15,10 @@ const char* kUsage =
     "usage: lethe <subcommand> [--config FILE] [--preset NAME] [--key value ...]\n\n"
     "subcommands:\n"
     "  train      train a dense model (checkpoints, resume, results)\n"
+    "  prune      prune a model (omp, imp, synflow, random) and retrain it with the mask\n"
     "  eval       accuracy of a checkpoint per split\n"
     "  download   fetch CIFAR-10 / CIFAR-100 (checksum verified)\n"
+    "  bench      training-step throughput (the protocol of pytorch_baseline.py)\n"
     "  version    print the version\n\n"
     "'lethe <subcommand> --help' lists its options.\n";
 
@@ -39,8 +41,10 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {
     if (sub == "train") return lethe::cli::cmd_train(args);
+    if (sub == "prune") return lethe::cli::cmd_prune(args);
     if (sub == "eval") return lethe::cli::cmd_eval(args);
     if (sub == "download") return lethe::cli::cmd_download(args);
+    if (sub == "bench") return lethe::cli::cmd_bench(args);
     if (sub == "version" || sub == "--version") {
       std::printf("lethe %s\n", lethe::version().c_str());
       return 0;

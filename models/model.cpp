@@ -68,8 +68,11 @@ Normalize::Normalize(const NormStats& stats) {
 }
 
 Tensor Normalize::forward(const Tensor& x) {
-  LETHE_CHECK(x.dim() == 4 && x.size(1) == 3 && x.dtype() == DType::F32,
-              "model input must be float32 images [N,3,H,W] with values in [0,1], got ", x.str());
+  // float64 only for SynFlow's scoring on a float64-converted model (prune/synflow.h).
+  LETHE_CHECK(x.dim() == 4 && x.size(1) == 3 &&
+                  (x.dtype() == DType::F32 || x.dtype() == DType::F64),
+              "model input must be float32 (or float64) images [N,3,H,W] with values in [0,1], ",
+              "got ", x.str());
   // Computed from the buffers at every call, since loading a checkpoint or SynFlow's sign flip
   // may change them in place. The buffers never require gradients, so this records nothing.
   Tensor var = ops::mul(std, std);

@@ -104,6 +104,7 @@ io::StMetadata run_metadata(const TrainOptions& o, int64_t steps_per_epoch) {
   m["steps_per_epoch"] = std::to_string(steps_per_epoch);
   m["lr"] = std::to_string(o.sgd.lr);
   m["lr_schedule"] = o.lr_schedule;
+  m["lr_step_offset"] = std::to_string(o.lr_step_offset);
   m["seed"] = std::to_string(o.seed);
   return m;
 }
@@ -233,7 +234,7 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
     int64_t correct = 0, seen = 0, epoch_steps = 0;
     data::Batch b;
     while (loader.next(&b)) {
-      opt.set_lr(schedule->lr(step));
+      opt.set_lr(schedule->lr(step + o.lr_step_offset));
       const Tensor logits = model(b.images);
       const Tensor loss = o.loss ? o.loss(logits, b)
                                  : ops::cross_entropy(logits, b.labels, ops::Reduction::Mean,

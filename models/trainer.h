@@ -33,6 +33,9 @@ struct TrainOptions {
   int64_t batch_size = 128;
   SgdOptions sgd;                          ///< sgd.lr is the base (or peak) learning rate
   std::string lr_schedule = "onecycle";    ///< framework/lr_schedule.h spec
+  /// The LR of global step s is schedule(s + lr_step_offset): OMP/IMP retraining after
+  /// rewinding to the epoch-8 snapshot continues the schedule from there (SPEC section 4).
+  int64_t lr_step_offset = 0;
   uint64_t seed = 0;                       ///< data order and augmentation
   double label_smoothing = 0.0;            ///< for the default loss
   bool augment = true;

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# The measured comparison of lethe's pruning methods: OMP, IMP, SynFlow and random pruning to
+# 90%, 95% and 99% on the CPU-scale recipe (`--preset cpu`: ResNet-18 width 0.25, 20 epochs,
+# one-cycle, CIFAR-10), all rewinding methods from one dense run, collected into one JSON and
+# one Markdown table.
+#
+# Usage: scripts/prune_comparison.sh [piece ...]        (no argument: `next`)
+#   dense                   the dense run, `lethe train --preset cpu` (~40 min on 2 cores);
+#                           skipped when DENSE names an existing finished run
+#   omp-90 omp-95 omp-99    rewind to epoch 8 + one 20-epoch retraining each (~40 min)
+#   random-90 ...           the same with a random global mask (the control)
+#   synflow-90 ...          100 SynFlow iterations at initialisation + 20 epochs (~40 min)
+#   imp-90 imp-95 imp-99    MAX_STAGES rounds per call (~40 min a round; 11, 14 and 21 rounds
+#                           in all); call again until it prints its result. Rounds before the
+#                           last are the same for every target rate, so finished rounds of the
+#                           other IMP runs are copied in first (imp-95 reuses 10 rounds of
+#                           imp-90, imp-99 13 of imp-95).
+#   summary                 OUT/*/results.json -> OUT/comparison.json and OUT/comparison.md
+#   next                    the next unfinished piece, then exit (a driver calls this in a loop
+#                           until it prints "all pieces done"); `all` runs every piece in turn
+# Every piece resumes where it stopped (kill it any time); a finished piece is skipped.
+#
+# Environment: OUT (runs/prune-comparison), DENSE (an existing `lethe train --preset cpu` run to
+# reuse, e.g. runs/cpu-r18w025; default OUT/dense), LETHE (build/lethe), MAX_STAGES (3),
+# REWIND (8: the dense snapshot epoch), RATES ("90 95 99", in percent), EXTRA (flags for every
+# train and prune call, e.g. "--data-dir ../shared/data/cifar10 --threads 2").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-runs/prune-comparison}
+DENSE=${DENSE:-$OUT/dense}
+LETHE=${LETHE:-build/lethe}
+MAX_STAGES=${MAX_STAGES:-3}
+REWIND=${REWIND:-8}
+EXTRA=${EXTRA:-}
+RATES=${RATES:-90 95 99}
+PIECES="dense"
+for m in omp random synflow imp; do for r in $RATES; do PIECES="$PIECES $m-$r"; done; done
+
+[ -x "$LETHE" ] || { echo "prune_comparison: $LETHE not found; build it first" >&2; exit 2; }
+mkdir -p "$OUT"
+
+# Prints "epoch epochs" from a checkpoint's safetensors metadata (empty when absent).
+ckpt_epochs() {
+  python3 - "$1" <<'PY'
+import json, struct, sys
+try:
+    with open(sys.argv[1], "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        meta = json.loads(f.read(n)).get("__metadata__", {})
+    print(meta.get("epoch", ""), meta.get("epochs", ""))
+except OSError:
+    pass
+PY
+}
+
+finished_ckpt() {  # a checkpoint written at the end of its run
+  local e
+  e=$(ckpt_epochs "$1")
+  [ -n "$e" ] && [ "${e% *}" = "${e#* }" ]
+}
+
+done_piece() {
+  case $1 in
+    dense) finished_ckpt "$DENSE/last.safetensors" ;;
+    summary) false ;;
+    *) [ -f "$OUT/$1/results.json" ] ;;
+  esac
+}
+
+imp_rounds() {  # IMP rounds to a rate in percent: 11, 14, 21 for 90, 95, 99
+  python3 -c "import math,sys; r=int(sys.argv[1])/100; print(next(s for s in range(1,200) if 0.8**s <= (1-r)*(1+1e-12)))" "$1"
+}
+
+share_imp_rounds() {  # copies finished intermediate rounds of the other IMP runs into imp-$1
+  local target=$OUT/imp-$1 last s src
+  last=$(imp_rounds "$1")
+  mkdir -p "$target"
+  for src in "$OUT"/imp-*; do
+    [ "$src" = "$target" ] && continue
+    for ((s = 1; s < last; ++s)); do
+      if [ ! -e "$target/round$s" ] && finished_ckpt "$src/round$s/last.safetensors"; then
+        echo "prune_comparison: reusing $src/round$s for imp-$1"
+        cp -r "$src/round$s" "$target/round$s"
+      fi
+    done
+  done
+}
+
+run_piece() {
+  local piece=$1 method rate
+  if done_piece "$piece"; then echo "prune_comparison: $piece is done"; return 0; fi
+  echo "prune_comparison: running $piece ($(date -u +%FT%TZ))"
+  # shellcheck disable=SC2086  # EXTRA is a list of flags
+  case $piece in
+    dense)
+      local resume=()
+      [ -f "$DENSE/last.safetensors" ] && resume=(--resume)
+      "$LETHE" train --preset cpu --snapshot-epoch "$REWIND" --out "$DENSE" "${resume[@]}" $EXTRA ;;
+    summary) summary ;;
+    omp-* | random-* | synflow-* | imp-*)
+      method=${piece%-*}
+      rate=$(awk "BEGIN { print ${piece#*-} / 100 }")
+      local args=(--preset cpu --method "$method" --rate "$rate" --rewind-epoch "$REWIND"
+                  --out "$OUT/$piece" --resume)
+      if [ "$method" != synflow ]; then
+        finished_ckpt "$DENSE/last.safetensors" || { echo "prune_comparison: run 'dense' first" >&2; return 1; }
+        args+=(--dense "$DENSE")
+      fi
+      if [ "$method" = imp ]; then
+        share_imp_rounds "${piece#*-}"
+        args+=(--max-stages "$MAX_STAGES")
+      fi
+      "$LETHE" prune "${args[@]}" $EXTRA ;;
+    *) echo "prune_comparison: unknown piece '$piece' (pieces: $PIECES summary next all)" >&2; return 2 ;;
+  esac
+}
+
+summary() {
+  python3 - "$OUT" "$DENSE" <<'PY'
+import glob, json, os, sys
+out, dense = sys.argv[1], sys.argv[2]
+rows, recipe = [], ""
+for path in sorted(glob.glob(os.path.join(out, "*", "results.json"))):
+    r = json.load(open(path))
+    if r.get("command") != "lethe prune":
+        continue
+    c = r["config"]
+    recipe = (f"{c['model']} width {c['width']}, {c['epochs']} epochs {c['lr-schedule']}, "
+              f"batch {c['batch-size']}, {c['dataset']}, rewind epoch {c['rewind-epoch']}")
+    m = r["metrics"]
+    rows.append({"piece": os.path.basename(os.path.dirname(path)), "method": r["method"],
+                 "rate": r["rate"], "sparsity": m["sparsity"],
+                 "test_acc_last": m["test_acc_last"], "test_acc_best": m["test_acc_best"],
+                 "best_val_acc": m["best_val_acc"], "rounds": len(r["rounds"]),
+                 "dense_test_acc": (r.get("dense") or {}).get("test_acc_last"),
+                 "retrain_s_this_call": r["timings_s"]["train"],
+                 "layers_min_max_sparsity": [min(l["sparsity"] for l in r["sparsity"]["layers"]),
+                                             max(l["sparsity"] for l in r["sparsity"]["layers"])]})
+order = {"omp": 0, "imp": 1, "synflow": 2, "random": 3}
+rows.sort(key=lambda x: (x["rate"], order.get(x["method"], 9)))
+dense_res = os.path.join(dense, "results.json")
+dense_acc = json.load(open(dense_res))["metrics"] if os.path.exists(dense_res) else None
+json.dump({"dense": dense_acc, "rows": rows}, open(os.path.join(out, "comparison.json"), "w"), indent=2)
+with open(os.path.join(out, "comparison.md"), "w") as f:
+    f.write(f"# Pruning comparison: {recipe}\n\n")
+    if dense_acc:
+        f.write(f"Dense: test accuracy {dense_acc['test_acc_last']:.2f}% (last).\n\n")
+    f.write("| method | rate | sparsity | test acc (last) | test acc (best val) | rounds | layer sparsity min..max |\n")
+    f.write("|---|---|---|---|---|---|---|\n")
+    for x in rows:
+        lo, hi = x["layers_min_max_sparsity"]
+        f.write(f"| {x['method']} | {100*x['rate']:.0f}% | {100*x['sparsity']:.3f}% | "
+                f"{x['test_acc_last']:.2f}% | {x['test_acc_best']:.2f}% | {x['rounds']} | "
+                f"{100*lo:.1f}%..{100*hi:.1f}% |\n")
+print(open(os.path.join(out, "comparison.md")).read())
+PY
+}
+
+next_piece() {
+  local p
+  for p in $PIECES; do
+    if ! done_piece "$p"; then echo "$p"; return; fi
+  done
+}
+
+[ $# -eq 0 ] && set -- next
+for piece in "$@"; do
+  case $piece in
+    next)
+      p=$(next_piece)
+      if [ -z "$p" ]; then summary; echo "prune_comparison: all pieces done"; else run_piece "$p"; fi ;;
+    all)
+      for p in $PIECES; do
+        while ! done_piece "$p"; do run_piece "$p"; done
+      done
+      summary ;;
+    *) run_piece "$piece" ;;
+  esac
+done
