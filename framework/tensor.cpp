@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "framework/autograd.h"
+#include "framework/host_allocator.h"
 
 #ifdef LETHE_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -69,9 +70,7 @@ int64_t shape_numel(const Shape& s) {
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   if (device.is_cpu()) {
     // 64-byte alignment: whole AVX-512 vectors and cache lines for the CPU kernels.
-    const size_t rounded = ((nbytes + 63) / 64) * 64;
-    data_ = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-    LETHE_CHECK(data_ != nullptr, "out of host memory allocating ", nbytes, " bytes");
+    data_ = host_alloc(nbytes);
     return;
   }
 #ifdef LETHE_WITH_CUDA
@@ -84,7 +83,7 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
 
 Storage::~Storage() {
   if (device_.is_cpu()) {
-    std::free(data_);
+    host_free(data_, nbytes_);
     return;
   }
 #ifdef LETHE_WITH_CUDA

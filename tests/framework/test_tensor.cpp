@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "framework/host_allocator.h"
 #include "framework/tensor.h"
 
 namespace lethe {
@@ -84,6 +85,27 @@ TEST(Tensor, RejectsBadShapes) {
   Tensor t;
   EXPECT_FALSE(t.defined());
   EXPECT_THROW(t.shape(), Error);
+}
+
+}  // namespace
+}  // namespace lethe
+
+namespace lethe {
+namespace {
+
+TEST(HostAllocator, ReusesFreedBlocksOfTheSameSize) {
+  host_release_cache();
+  void* first = nullptr;
+  {
+    Tensor t = Tensor::empty({1 << 20});  // 4 MiB: cached when freed
+    first = t.raw_data();
+  }
+  EXPECT_GE(host_cached_bytes(), size_t{4} << 20);
+  Tensor again = Tensor::empty({1 << 20});
+  EXPECT_EQ(again.raw_data(), first);  // the same block, no new mapping
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(again.raw_data()) % 64, 0u);
+  host_release_cache();
+  EXPECT_EQ(host_cached_bytes(), 0u);
 }
 
 }  // namespace
