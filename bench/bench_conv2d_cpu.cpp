@@ -1,0 +1,137 @@
+// CPU conv2d benchmark: forward, backward-data and backward-weight (kernels/cpu/conv2d.cpp)
+// on every distinct conv shape of ResNet-18 (CIFAR variant, width 1.0) at batch 32, plus the
+// bare OpenBLAS SGEMM of each layer's forward product (the im2col-free ceiling) for comparison.
+// Each line reports GFLOP/s (2*N*K*P*Q*C*R*S per pass) as the counter "GFLOP" (a rate); the
+// FP32 peak of the 2-core development machine is 229 GFLOP/s. Run with OMP_NUM_THREADS=2, e.g.
+//   flock /tmp/lethe-build.lock ./build/bench/bench_conv2d_cpu
+// Names: BM_Conv2dForward/cpu/N32_C128_K128_H16_R3_s1. Results: docs/benchmarks-cpu.md.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/conv2d.h"
+#include "kernels/gemm.h"
+
+namespace {
+
+using lethe::kernels::Conv2dShape;
+
+// The ResNet-18 CIFAR conv layers, one entry per distinct shape (C, K, H, R, stride).
+struct Layer {
+  int64_t C, K, H, R, stride;
+};
+constexpr Layer kLayers[] = {
+    {3, 64, 32, 3, 1},                                          // stem
+    {64, 64, 32, 3, 1},                                         // layer1
+    {64, 128, 32, 3, 2},   {128, 128, 16, 3, 1}, {64, 128, 32, 1, 2},   // layer2
+    {128, 256, 16, 3, 2},  {256, 256, 8, 3, 1},  {128, 256, 16, 1, 2},  // layer3
+    {256, 512, 8, 3, 2},   {512, 512, 4, 3, 1},  {256, 512, 8, 1, 2},   // layer4
+};
+constexpr int64_t kBatch = 32;
+
+Conv2dShape shape_of(const Layer& l) {
+  Conv2dShape s;
+  s.N = kBatch;
+  s.C = l.C;
+  s.K = l.K;
+  s.H = s.W = l.H;
+  s.R = s.S = l.R;
+  s.stride = l.stride;
+  s.pad = l.R / 2;  // 3x3 pad 1, 1x1 pad 0
+  return s;
+}
+
+std::string shape_name(const Conv2dShape& s) {
+  // snprintf rather than string operator+ chains: GCC 12 -Wrestrict misfires on those.
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "N%lld_C%lld_K%lld_H%lld_R%lld_s%lld",
+                static_cast<long long>(s.N), static_cast<long long>(s.C),
+                static_cast<long long>(s.K), static_cast<long long>(s.H),
+                static_cast<long long>(s.R), static_cast<long long>(s.stride));
+  return buf;
+}
+
+std::vector<float> random_floats(int64_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+void report(benchmark::State& state, double flops) {
+  // kIsIterationInvariantRate: (flops per iteration * iterations) / seconds. Counting in units
+  // of 1e9 makes the console show "GFLOP=123.4/s", i.e. GFLOP/s.
+  state.counters["GFLOP"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+enum class Pass { kForward, kBackwardData, kBackwardWeight, kGemmOnly };
+
+void run(benchmark::State& state, Conv2dShape s, Pass pass) {
+  const int64_t P = s.P(), Q = s.Q();
+  const auto x = random_floats(s.N * s.C * s.H * s.W, 1);
+  const auto w = random_floats(s.K * s.C * s.R * s.S, 2);
+  const auto b = random_floats(s.K, 3);
+  const auto gy = random_floats(s.N * s.K * P * Q, 4);
+  std::vector<float> y(s.N * s.K * P * Q), gx(x.size()), gw(w.size()), gb(b.size());
+  // The GEMM ceiling: the forward product on a ready-made CRS x NPQ column matrix.
+  const int64_t crs = s.C * s.R * s.S, npq = s.N * P * Q;
+  std::vector<float> col, out;
+  if (pass == Pass::kGemmOnly) {
+    col = random_floats(crs * npq, 5);
+    out.resize(s.K * npq);
+  }
+  for (auto _ : state) {
+    switch (pass) {
+      case Pass::kForward:
+        lethe::kernels::conv2d_forward_cpu<float>(s, x.data(), w.data(), b.data(), y.data());
+        break;
+      case Pass::kBackwardData:
+        lethe::kernels::conv2d_backward_data_cpu<float>(s, gy.data(), w.data(), gx.data());
+        break;
+      case Pass::kBackwardWeight:
+        lethe::kernels::conv2d_backward_weight_cpu<float>(s, x.data(), gy.data(), gw.data(),
+                                                          gb.data());
+        break;
+      case Pass::kGemmOnly:
+        lethe::kernels::gemm_cpu<float>(false, false, s.K, npq, crs, 1.f, w.data(), crs,
+                                        col.data(), npq, 0.f, out.data(), npq);
+        break;
+    }
+    benchmark::ClobberMemory();
+  }
+  report(state, s.flops());
+}
+
+void register_all() {
+  const struct {
+    const char* name;
+    Pass pass;
+  } passes[] = {{"BM_Conv2dForward/cpu/", Pass::kForward},
+                {"BM_Conv2dBackwardData/cpu/", Pass::kBackwardData},
+                {"BM_Conv2dBackwardWeight/cpu/", Pass::kBackwardWeight},
+                {"BM_Conv2dForward/openblas_gemm_only/", Pass::kGemmOnly}};
+  for (const auto& p : passes)
+    for (const Layer& l : kLayers) {
+      const Conv2dShape s = shape_of(l);
+      benchmark::RegisterBenchmark((std::string(p.name) + shape_name(s)).c_str(), run, s, p.pass)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
