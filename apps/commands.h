@@ -16,6 +16,7 @@ int cmd_download(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 int cmd_prune(const std::vector<std::string>& args);
 int cmd_unlearn(const std::vector<std::string>& args);
+int cmd_pipeline(const std::vector<std::string>& args);
 
 /// The data a command works on: the training images, the test images, and the seeded
 /// train/validation split (optionally cut to the first `train-limit` training images).

@@ -17,6 +17,7 @@ const char* kUsage =
     "  train      train a dense model (checkpoints, resume, results)\n"
     "  prune      prune a model (omp, imp, synflow, random) and retrain it with the mask\n"
     "  unlearn    unlearn a forget set (retrain, ft, ga, rl, ff, iu, l1) and evaluate it\n"
+    "  pipeline   the whole experiment: dense -> prune -> unlearn -> results table\n"
     "  eval       accuracy of a checkpoint per split\n"
     "  download   fetch CIFAR-10 / CIFAR-100 (checksum verified)\n"
     "  bench      training-step throughput (the protocol of pytorch_baseline.py)\n"
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
     if (sub == "train") return lethe::cli::cmd_train(args);
     if (sub == "prune") return lethe::cli::cmd_prune(args);
     if (sub == "unlearn") return lethe::cli::cmd_unlearn(args);
+    if (sub == "pipeline") return lethe::cli::cmd_pipeline(args);
     if (sub == "eval") return lethe::cli::cmd_eval(args);
     if (sub == "download") return lethe::cli::cmd_download(args);
     if (sub == "bench") return lethe::cli::cmd_bench(args);

@@ -8,7 +8,7 @@ set -euo pipefail
 # instead of oversubscribing the cores (docs/design.md, "Threads").
 PKGS=(cmake g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev
       libopenblas-openmp-dev libsvm-dev nlohmann-json3-dev python3 python3-pil
-      libcurl4-openssl-dev libssl-dev libarchive-dev)
+      libcurl4-openssl-dev libssl-dev libarchive-dev gnuplot-nox)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,355 @@
+// The stages of `lethe pipeline` and their on-disk cache (apps/pipeline.h).
+#include "apps/pipeline.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "apps/report.h"
+#include "framework/atomic_file.h"
+#include "framework/rng.h"
+#include "framework/version.h"
+#include "kernels/check.h"
+#include "models/model.h"
+#include "models/trainer.h"
+#include "prune/mask.h"
+#include "prune/pipeline.h"
+#include "unlearn/unlearn.h"
+
+namespace lethe::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string stable_hash(const std::string& text) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+namespace {
+
+/// A stage's folder, named by what it is and the hash of everything that defines it.
+struct Stage {
+  std::string name, hash, dir;
+  std::string file(const std::string& f) const { return (fs::path(dir) / f).string(); }
+  bool done() const { return fs::exists(file("done.json")); }
+  json result() const {
+    std::ifstream in(file("done.json"));
+    return json::parse(in);
+  }
+  /// Records the stage as finished: its key and result, atomically and last.
+  void finish(const json& key, const json& result) const {
+    write_text_atomic(file("done.json"), json{{"key", key}, {"result", result}}.dump(2) + "\n");
+  }
+};
+
+Stage make_stage(const std::string& out, const std::string& name, const json& key) {
+  Stage s;
+  s.name = name;
+  s.hash = stable_hash(key.dump()).substr(0, 12);
+  s.dir = (fs::path(out) / "stages" / (name + "-" + s.hash)).string();
+  return s;
+}
+
+/// "[pipeline] stage k/N: ..." with elapsed time and an ETA from the computed stages' mean.
+class Progress {
+ public:
+  Progress(int64_t total, bool quiet) : total_(total), quiet_(quiet) {}
+  void begin(const std::string& what, bool cached) {
+    ++index_;
+    if (quiet_) return;
+    const double el = clock_.seconds();
+    std::string eta = "?";
+    if (computed_ > 0) {
+      const double rest = (computed_s_ / computed_) * static_cast<double>(total_ - index_ + 1);
+      // Appended, not "~" + string: GCC 12 warns falsely (-Wrestrict) on that operator+.
+      eta.assign(1, '~');
+      eta += minutes(rest);
+    }
+    std::fprintf(stderr, "[pipeline] stage %lld/%lld: %s%s (elapsed %s, ETA %s)\n",
+                 static_cast<long long>(index_), static_cast<long long>(total_), what.c_str(),
+                 cached ? " [cached]" : " ...", minutes(el).c_str(), eta.c_str());
+  }
+  void computed(double seconds) {
+    ++computed_;
+    computed_s_ += seconds;
+  }
+  int64_t n_computed() const { return computed_; }
+  int64_t n_seen() const { return index_; }
+
+ private:
+  static std::string minutes(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+    return buf;
+  }
+  int64_t total_, index_ = 0, computed_ = 0;
+  double computed_s_ = 0;
+  bool quiet_;
+  unlearn::Stopwatch clock_;
+};
+
+/// The dense / pruning training recipe from the config.
+train::TrainOptions recipe(const Config& cfg, int64_t epochs) {
+  train::TrainOptions o;
+  o.epochs = epochs;
+  o.batch_size = cfg.get_int("batch-size", 128);
+  o.sgd.lr = cfg.get_double("lr", 0.1);
+  o.sgd.momentum = cfg.get_double("momentum", 0.9);
+  o.sgd.weight_decay = cfg.get_double("weight-decay", 5e-4);
+  o.sgd.nesterov = cfg.get_bool("nesterov", false);
+  o.lr_schedule = cfg.get_string("lr-schedule", "onecycle");
+  o.label_smoothing = cfg.get_double("label-smoothing", 0);
+  o.augment = cfg.get_bool("augment", true);
+  o.seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
+  o.quiet = cfg.get_bool("quiet", false);
+  return o;
+}
+
+json recipe_json(const train::TrainOptions& o) {
+  return {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"lr", o.sgd.lr},
+          {"momentum", o.sgd.momentum}, {"weight_decay", o.sgd.weight_decay},
+          {"nesterov", o.sgd.nesterov}, {"lr_schedule", o.lr_schedule},
+          {"label_smoothing", o.label_smoothing}, {"augment", o.augment}, {"seed", o.seed}};
+}
+
+std::vector<int64_t> all_indices(int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = i;
+  return v;
+}
+
+/// Test accuracy of a checkpoint (masks installed).
+double test_accuracy(const std::string& path, const data::Dataset& test) {
+  const unlearn::TrainedModel tm = unlearn::load_trained_model(path);
+  return train::evaluate(*tm.model, test, all_indices(test.size())).accuracy;
+}
+
+}  // namespace
+
+PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json& settings) {
+  const std::string out = cfg.get_string("out", "runs/pipeline");
+  const bool quiet = cfg.get_bool("quiet", false);
+  const std::vector<std::string> scenario_specs = cfg.get_list("forget", {"class:0"});
+  std::vector<std::string> methods;
+  for (const std::string& m : cfg.get_list("methods", unlearn::method_names()))
+    methods.push_back(unlearn::canonical_method(m));
+  std::vector<uint64_t> seeds;
+  for (const std::string& s : cfg.get_list("seeds", {"1"}))
+    seeds.push_back(static_cast<uint64_t>(std::stoll(s)));
+  LETHE_CHECK(!scenario_specs.empty() && !methods.empty() && !seeds.empty(),
+              "lethe pipeline needs at least one --forget scenario, method and seed");
+  LETHE_CHECK(std::find(methods.begin(), methods.end(), "retrain") != methods.end(),
+              "the pipeline's methods must include retrain: every gap is measured against it");
+  const bool with_original = cfg.get_bool("original", true);
+  std::vector<unlearn::ForgetSpec> scenarios;
+  for (const std::string& s : scenario_specs) scenarios.push_back(unlearn::parse_forget_spec(s));
+
+  // Method options are checked before any training, so a bad flag fails at once.
+  for (const unlearn::ForgetSpec& sc : scenarios)
+    for (const std::string& m : methods) {
+      unlearn::MethodOptions mo = unlearn::default_method_options(sc);
+      unlearn::apply_method_config(mo, m, cfg, m + ".");
+    }
+
+  DataBundle d = d_in;
+  const int64_t val_limit = cfg.get_int("val-limit", 0);
+  if (val_limit > 0 && val_limit < static_cast<int64_t>(d.val_idx.size()))
+    d.val_idx.resize(static_cast<size_t>(val_limit));
+
+  models::ModelSpec spec;
+  spec.arch = cfg.get_string("model", "resnet18");
+  spec.width = cfg.get_double("width", 0.25);
+  spec.num_classes = d.train.num_classes;
+  spec.dataset = d.train.name;
+  const uint64_t model_seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
+  io::StMetadata meta = models::model_metadata(spec);
+  meta["split_seed"] = std::to_string(cfg.get_int("split-seed", 0));
+  meta["train_limit"] = std::to_string(cfg.get_int("train-limit", 0));
+  meta["seed"] = std::to_string(model_seed);
+
+  const int64_t rewind = cfg.get_int("rewind-epoch", 8);
+  const json data_key = {{"dataset", d.train.name}, {"split_seed", cfg.get_int("split-seed", 0)},
+                         {"train_limit", cfg.get_int("train-limit", 0)},
+                         {"n_train", d.train_idx.size()}, {"n_val", d.val_idx.size()}};
+  const json model_key = {{"arch", spec.arch}, {"width", spec.width}};
+
+  int64_t per_model = 0;
+  for (const unlearn::ForgetSpec& sc : scenarios) {
+    const int64_t n_orig = with_original ? (sc.kind == unlearn::ForgetKind::Class ? 1
+                                                   : static_cast<int64_t>(seeds.size()))
+                                  : 0;
+    per_model += n_orig + static_cast<int64_t>(methods.size() * seeds.size());
+  }
+  PipelineRun run;
+  run.stages_total = 2 + 2 * per_model;
+  Progress progress(run.stages_total, quiet);
+  const std::string started = now_iso8601();
+
+  // ---- dense training --------------------------------------------------------------------
+  train::TrainOptions dense_o = recipe(cfg, cfg.get_int("epochs", 20));
+  dense_o.metadata = meta;
+  dense_o.snapshot_epoch = rewind;
+  const json dense_key = {{"stage", "dense"}, {"data", data_key}, {"model", model_key},
+                          {"recipe", recipe_json(dense_o)}, {"snapshot_epoch", rewind}};
+  const Stage dense = make_stage(out, "dense", dense_key);
+  progress.begin("dense training (" + std::to_string(dense_o.epochs) + " epochs)", dense.done());
+  if (!dense.done()) {
+    unlearn::Stopwatch sw;
+    fs::create_directories(dense.dir);
+    Generator init_gen(model_seed, 0);
+    auto model = models::make_model(spec, init_gen);
+    dense_o.out_dir = dense.dir;
+    dense_o.resume = fs::exists(dense.file("last.safetensors"));
+    const train::TrainResult tr = train::fit(*model, d.train, d.train_idx, d.train, d.val_idx,
+                                             dense_o);
+    LETHE_CHECK(tr.finished, "dense training stopped early");
+    double best_val = -1;
+    for (const auto& e : tr.history) best_val = std::max(best_val, e.val_acc);
+    dense.finish(dense_key, {{"test_acc_best", test_accuracy(dense.file("best.safetensors"), d.test)},
+                             {"test_acc_last", test_accuracy(dense.file("last.safetensors"), d.test)},
+                             {"best_val_acc", best_val}, {"seconds", sw.seconds()}});
+    progress.computed(sw.seconds());
+  }
+  const json dense_res = dense.result()["result"];
+
+  // ---- OMP pruning -------------------------------------------------------------------------
+  prune::PipelineOptions po;
+  po.method = "omp";
+  po.rate = cfg.get_double("rate", 0.95);
+  po.rewind_epoch = rewind;
+  po.seed = model_seed;
+  po.train = recipe(cfg, cfg.get_int("prune-epochs", cfg.get_int("epochs", 20)));
+  po.train.metadata = meta;
+  const json prune_key = {{"stage", "prune"}, {"dense", dense.hash}, {"method", po.method},
+                          {"rate", po.rate}, {"rewind_epoch", rewind},
+                          {"recipe", recipe_json(po.train)}};
+  const Stage sparse = make_stage(out, "prune", prune_key);
+  progress.begin("OMP pruning to " + std::to_string(100.0 * po.rate).substr(0, 5) + "% (" +
+                     std::to_string(po.train.epochs) + " epochs)", sparse.done());
+  if (!sparse.done()) {
+    unlearn::Stopwatch sw;
+    fs::create_directories(sparse.dir);
+    po.out_dir = sparse.dir;
+    po.dense_dir = dense.dir;
+    po.resume = true;  // continues an interrupted retraining; a fresh folder starts from scratch
+    const prune::PipelineResult pr =
+        prune::run_pipeline(spec, d.train, d.train_idx, d.train, d.val_idx, po);
+    LETHE_CHECK(pr.finished, "pruning stopped early");
+    const double sp = prune::sparsity_report(*pr.model).sparsity();
+    sparse.finish(prune_key, {{"test_acc_last", test_accuracy(sparse.file("last.safetensors"), d.test)},
+                              {"sparsity", sp}, {"seconds", sw.seconds()}});
+    progress.computed(sw.seconds());
+  }
+  const json sparse_res = sparse.result()["result"];
+
+  // ---- unlearning + evaluation -------------------------------------------------------------
+  unlearn::EvalOptions eo;
+  eo.batch_size = cfg.get_int("eval-batch-size", 500);
+  eo.mia_variants = cfg.get_bool("mia-variants", true);
+  struct Source {
+    std::string kind, path;
+    const Stage* stage;
+  };
+  // Dense unlearning starts from the best-by-validation checkpoint, sparse from the pruned
+  // model's final one (SPEC section 7: the models the paper's table compares).
+  const std::vector<Source> sources = {{"dense", dense.file("best.safetensors"), &dense},
+                                       {"sparse", sparse.file("last.safetensors"), &sparse}};
+  json runs = json::array();
+  for (const unlearn::ForgetSpec& sc : scenarios) {
+    for (const Source& src : sources) {
+      std::vector<std::string> row_methods;
+      if (with_original) row_methods.push_back("original");
+      row_methods.insert(row_methods.end(), methods.begin(), methods.end());
+      for (const std::string& method : row_methods) {
+        for (uint64_t seed : seeds) {
+          const bool seedless = method == "original" && sc.kind == unlearn::ForgetKind::Class;
+          if (seedless && seed != seeds.front()) continue;
+          unlearn::MethodOptions mo = unlearn::default_method_options(sc);
+          json opts_json = nullptr;
+          if (method != "original") {
+            unlearn::apply_method_config(mo, method, cfg, method + ".");
+            unlearn::set_seed(mo, seed);
+            unlearn::set_quiet(mo, quiet);
+            opts_json = unlearn::method_options_json(method, mo);
+          }
+          const json key = {{"stage", "unlearn"}, {"model", src.stage->hash},
+                            {"checkpoint", fs::path(src.path).filename().string()},
+                            {"forget", sc.str()}, {"method", method}, {"options", opts_json},
+                            {"seed", seedless ? 0 : seed}, {"mia_variants", eo.mia_variants}};
+          const Stage st = make_stage(out, src.kind + "-" + method, key);
+          progress.begin(src.kind + " " + method + " " + sc.str() +
+                             (seedless ? "" : " seed " + std::to_string(seed)), st.done());
+          if (!st.done()) {
+            unlearn::Stopwatch sw;
+            fs::create_directories(st.dir);
+            const unlearn::TrainedModel tm = unlearn::load_trained_model(src.path);
+            const unlearn::ForgetSet fset = unlearn::make_forget_set(sc, d.train, d.train_idx, seed);
+            json res;
+            double rte = 0;
+            if (method != "original") {
+              const unlearn::MethodResult r = unlearn::run_method(method, *tm.model, d.train, fset,
+                                                                  tm.masks, mo, tm.factory());
+              rte = r.seconds;
+              res["unlearn"] = unlearn::to_json(r);
+            }
+            const unlearn::Metrics m = unlearn::evaluate_unlearning(*tm.model, d.train, d.test,
+                                                                    fset, eo);
+            res["metrics"] = unlearn::to_json(m);
+            res["RTE_s"] = rte;
+            res["eval_s"] = m.seconds;
+            st.finish(key, res);
+            progress.computed(sw.seconds());
+          }
+          json rec = st.result()["result"];
+          rec["scenario"] = sc.str();
+          rec["model"] = src.kind;
+          rec["method"] = method;
+          rec["seed"] = seed;
+          rec["stage"] = st.name + "-" + st.hash;
+          rec["options"] = opts_json;
+          // A class-wise "original" is seed-independent: one stage stands for every seed.
+          if (seedless)
+            for (uint64_t s2 : seeds) {
+              rec["seed"] = s2;
+              runs.push_back(rec);
+            }
+          else
+            runs.push_back(rec);
+        }
+      }
+    }
+  }
+  run.stages_computed = progress.n_computed();
+  run.stages_cached = progress.n_seen() - progress.n_computed();
+  run.results = {
+      {"lethe_version", version()},
+      {"command", "lethe pipeline"},
+      {"config", config_json(cfg)},
+      {"settings", settings},
+      {"machine", machine_info()},
+      {"data", d.source},
+      {"started", started},
+      {"scenarios", scenario_specs},
+      {"methods", methods},
+      {"seeds", seeds},
+      {"dense", {{"stage", dense.dir}, {"model", model_key}, {"recipe", recipe_json(dense_o)},
+                 {"result", dense_res}}},
+      {"sparse", {{"stage", sparse.dir}, {"method", po.method}, {"rate", po.rate},
+                  {"rewind_epoch", rewind}, {"recipe", recipe_json(po.train)},
+                  {"result", sparse_res}}},
+      {"stages", {{"total", run.stages_total}, {"computed", run.stages_computed},
+                  {"cached", run.stages_cached}}},
+      {"runs", runs}};
+  return run;
+}
+
+}  // namespace lethe::cli
