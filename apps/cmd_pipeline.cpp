@@ -41,14 +41,14 @@ const std::map<std::string, std::string>& pipeline_presets() {
        "mia-variants = false\nretrain.epochs = 6\nretrain.lr-schedule = onecycle\n"
        "ft.epochs = 2\nrl.epochs = 2\nl1.epochs = 2\n"},
       // Under 15 minutes on a 2-core CPU: the first 10,000 images of CIFAR-10's training split
-      // (validation: 1,000 of the held-out 5,000), width 0.125, 12 dense epochs, OMP 95%
+      // (validation: 1,000 of the held-out 5,000), width 0.125, 18 dense epochs, OMP 95%
       // rewound to epoch 2 and retrained 5 epochs, class-wise forgetting of class 0.
       {"demo",
        "dataset = cifar10\ntrain-limit = 10000\nval-limit = 1000\nmodel = resnet18\n"
-       "width = 0.125\nepochs = 12\nbatch-size = 128\nlr = 0.1\nlr-schedule = onecycle\n"
+       "width = 0.125\nepochs = 18\nbatch-size = 128\nlr = 0.1\nlr-schedule = onecycle\n"
        "rate = 0.95\nrewind-epoch = 2\nprune-epochs = 5\nforget = class:0\n"
        "methods = retrain, ft, ga, l1\nseeds = 1\nmia-variants = false\n"
-       "retrain.epochs = 4\nretrain.lr-schedule = onecycle\nft.epochs = 2\nl1.epochs = 2\n"
+       "retrain.epochs = 8\nretrain.lr-schedule = onecycle\nft.epochs = 2\nl1.epochs = 2\n"
        "synthetic-fallback = true\nout = runs/demo\n"},
   };
   return p;
