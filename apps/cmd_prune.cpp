@@ -95,20 +95,8 @@ int cmd_prune(const std::vector<std::string>& args) {
   po.out_dir = cfg.get_string("out", "runs/prune");
   po.resume = cfg.get_bool("resume", false);
 
+  po.train = training_recipe(cfg);
   train::TrainOptions& o = po.train;
-  o.epochs = cfg.get_int("epochs", 20);
-  o.batch_size = cfg.get_int("batch-size", 128);
-  o.sgd.lr = cfg.get_double("lr", 0.1);
-  o.sgd.momentum = cfg.get_double("momentum", 0.9);
-  o.sgd.weight_decay = cfg.get_double("weight-decay", 5e-4);
-  o.sgd.nesterov = cfg.get_bool("nesterov", false);
-  o.lr_schedule = cfg.get_string("lr-schedule", "onecycle");
-  o.label_smoothing = cfg.get_double("label-smoothing", 0);
-  o.augment = cfg.get_bool("augment", true);
-  o.seed = po.seed;
-  o.save_every = cfg.get_int("save-every", 0);
-  o.stop_at_step = cfg.get_int("stop-at-step", 0);
-  o.quiet = cfg.get_bool("quiet", false);
   prune::check_options(po);  // before the data is loaded: bad options fail at once
 
   DataBundle d = load_data(cfg);

@@ -91,23 +91,10 @@ int cmd_train(const std::vector<std::string>& args) {
   Generator init_gen(seed, 0);
   auto model = models::make_model(spec, init_gen);
 
-  train::TrainOptions o;
-  o.epochs = cfg.get_int("epochs", 20);
-  o.batch_size = cfg.get_int("batch-size", 128);
-  o.sgd.lr = cfg.get_double("lr", 0.1);
-  o.sgd.momentum = cfg.get_double("momentum", 0.9);
-  o.sgd.weight_decay = cfg.get_double("weight-decay", 5e-4);
-  o.sgd.nesterov = cfg.get_bool("nesterov", false);
-  o.lr_schedule = cfg.get_string("lr-schedule", "onecycle");
-  o.label_smoothing = cfg.get_double("label-smoothing", 0);
-  o.augment = cfg.get_bool("augment", true);
-  o.seed = seed;
+  train::TrainOptions o = training_recipe(cfg);
   o.out_dir = cfg.get_string("out", "runs/train");
   o.resume = cfg.get_bool("resume", false);
   o.snapshot_epoch = cfg.get_int("snapshot-epoch", 8);
-  o.save_every = cfg.get_int("save-every", 0);
-  o.stop_at_step = cfg.get_int("stop-at-step", 0);
-  o.quiet = cfg.get_bool("quiet", false);
   o.metadata = models::model_metadata(spec);
   o.metadata["split_seed"] = std::to_string(cfg.get_int("split-seed", 0));
   o.metadata["train_limit"] = std::to_string(cfg.get_int("train-limit", 0));

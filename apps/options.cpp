@@ -62,6 +62,24 @@ const std::map<std::string, std::string>& training_presets() {
   return p;
 }
 
+train::TrainOptions training_recipe(const Config& cfg) {
+  train::TrainOptions o;
+  o.epochs = cfg.get_int("epochs", 20);
+  o.batch_size = cfg.get_int("batch-size", 128);
+  o.sgd.lr = cfg.get_double("lr", 0.1);
+  o.sgd.momentum = cfg.get_double("momentum", 0.9);
+  o.sgd.weight_decay = cfg.get_double("weight-decay", 5e-4);
+  o.sgd.nesterov = cfg.get_bool("nesterov", false);
+  o.lr_schedule = cfg.get_string("lr-schedule", "onecycle");
+  o.label_smoothing = cfg.get_double("label-smoothing", 0);
+  o.augment = cfg.get_bool("augment", true);
+  o.seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
+  o.save_every = cfg.get_int("save-every", 0);
+  o.stop_at_step = cfg.get_int("stop-at-step", 0);
+  o.quiet = cfg.get_bool("quiet", false);
+  return o;
+}
+
 std::vector<Option> concat(std::vector<Option> a, const std::vector<Option>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "apps/cli.h"
+#include "framework/config.h"
+#include "models/trainer.h"
 
 namespace lethe::cli {
 
@@ -20,6 +22,11 @@ const std::vector<Option>& training_options();
 /// cpu (ResNet-18 width 0.25, 20 epochs one-cycle), fast (width 1, 30 epochs), paper (182
 /// epochs, multi-step at 91 and 136).
 const std::map<std::string, std::string>& training_presets();
+
+/// The training recipe of training_options() read from `cfg` (epochs, batch size, SGD, LR
+/// schedule, label smoothing, augmentation, seed, save-every, stop-at-step, quiet); callers
+/// set out_dir, resume and the rest. One reader, so train, prune and the pipeline agree.
+train::TrainOptions training_recipe(const Config& cfg);
 
 /// `a` followed by `b`.
 std::vector<Option> concat(std::vector<Option> a, const std::vector<Option>& b);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "apps/options.h"
 #include "apps/report.h"
 #include "framework/atomic_file.h"
 #include "framework/rng.h"
@@ -97,20 +98,10 @@ class Progress {
   unlearn::Stopwatch clock_;
 };
 
-/// The dense / pruning training recipe from the config.
+/// The dense / pruning training recipe from the config, over `epochs`.
 train::TrainOptions recipe(const Config& cfg, int64_t epochs) {
-  train::TrainOptions o;
+  train::TrainOptions o = training_recipe(cfg);
   o.epochs = epochs;
-  o.batch_size = cfg.get_int("batch-size", 128);
-  o.sgd.lr = cfg.get_double("lr", 0.1);
-  o.sgd.momentum = cfg.get_double("momentum", 0.9);
-  o.sgd.weight_decay = cfg.get_double("weight-decay", 5e-4);
-  o.sgd.nesterov = cfg.get_bool("nesterov", false);
-  o.lr_schedule = cfg.get_string("lr-schedule", "onecycle");
-  o.label_smoothing = cfg.get_double("label-smoothing", 0);
-  o.augment = cfg.get_bool("augment", true);
-  o.seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
-  o.quiet = cfg.get_bool("quiet", false);
   return o;
 }
 
