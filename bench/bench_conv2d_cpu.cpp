@@ -1,6 +1,7 @@
-// CPU conv2d benchmark: forward, backward-data and backward-weight (kernels/cpu/conv2d.cpp)
-// on every distinct conv shape of ResNet-18 (CIFAR variant, width 1.0) at batch 32, plus the
-// bare OpenBLAS SGEMM of each layer's forward product (the im2col-free ceiling) for comparison.
+// CPU conv2d benchmark: forward, backward-data and backward-weight (kernels/cpu/conv2d.cpp,
+// conv2d_avx512.cpp) on every distinct conv shape of ResNet-18 (CIFAR variant, width 1.0) at
+// batch 32, plus the vendor baseline: OpenBLAS SGEMM alone on each layer's forward product,
+// i.e. im2col + SGEMM with the im2col for free.
 // Each line reports GFLOP/s (2*N*K*P*Q*C*R*S per pass) as the counter "GFLOP" (a rate); the
 // FP32 peak of the 2-core development machine is 229 GFLOP/s. Run with OMP_NUM_THREADS=2, e.g.
 //   flock /tmp/lethe-build.lock ./build/bench/bench_conv2d_cpu

@@ -15,17 +15,19 @@
 //
 // Two implementations of that plan:
 //   - conv2d_avx512.cpp: float, when Q == ceil(W/stride) and PQ % 16 == 0 (every ResNet-18
-//     layer): masked-load im2col straight into packed panels and an 8x32 AVX-512
-//     micro-kernel; see the header comment there. It runs at 65-90% of peak on the ResNet
-//     shapes where this generic path reaches 40-65%.
+//     layer; backward-weight only for filters larger than 1x1): masked-load im2col straight
+//     into packed panels and an 8x32 AVX-512 micro-kernel, see the header comment there.
+//     On the ResNet-18 shapes it reaches 60-90% of peak where this generic path reaches
+//     40-65% (docs/benchmarks-cpu.md).
 //   - here, any shape, float and double: scalar im2col / col2im and gemm_cpu (OpenBLAS). 1x1
 //     stride-1 unpadded convolutions skip im2col (x[n] is the column matrix); a 1x1 stride-2
 //     shortcut's im2col is a strided gather.
 //
 // Determinism: every output element comes from one tile with a fixed summation order, and the
-// tile plan depends only on the shape and thread count. backward-weight sums over tiles: each
-// thread accumulates a fixed contiguous range of tiles into its own K x CRS partial, and the
-// partials are added in thread order. Every output is overwritten, never accumulated into.
+// tile plan depends only on the shape and thread count. The generic backward-weight sums over
+// tiles: each thread accumulates a fixed contiguous range of tiles into its own K x CRS
+// partial, and the partials are added in thread order. Every output is overwritten, never
+// accumulated into.
 // Tests: tests/kernels/test_conv2d.cpp; benchmark: bench/bench_conv2d_cpu.cpp, results in
 // docs/benchmarks-cpu.md.
 #include <omp.h>

@@ -1,6 +1,7 @@
 // conv2d on the CPU, the AVX-512 float path. The entry points, the generic path and the
 // overall plan (tiles of output positions, one thread per tile) are in conv2d.cpp; this file
-// is used for float when Q == ceil(W/stride) and P*Q % 16 == 0, true of every ResNet-18 layer.
+// is used for float when Q == ceil(W/stride) and P*Q % 16 == 0, true of every ResNet-18 layer
+// (backward-weight: for filters larger than 1x1, see flat_weight_ok).
 //
 // Flat im2col. With stride st, each channel plane of x is split into st*st phase planes
 // (phase (a,b) holds x[a + st*u, b + st*v], Hp x Wp pixels; for stride 1 the one phase plane
@@ -15,15 +16,17 @@
 // ([k][8]), B in 32-column panels ([k][32]). Measured alone it runs at about 90% of the FMA
 // peak.
 //   forward:         A = w (8 output channels x CRS, packed once per call, shared by the
-//                    threads), B = the tile's im2col in 32-column panels ([k][32]). The
-//                    kernel writes y in place, starting from the bias.
+//                    threads), B = the tile's im2col, 256 CRS rows at a time so that both
+//                    stay in L1/L2. The kernel writes y in place: the first block starts
+//                    from the bias, the later ones add on.
 //   backward-data:   A = w^T (8 CRS rows x K), B = gy in 32-column panels. Each 8-row
 //                    strip of gcol is added into gx right away by masked adds at the same flat
 //                    offsets (col2im), rows in (c,r,s) order: a fixed order.
 //   backward-weight: gw (K x CRS) = sum over tiles of gy (K x cols) * col^T (cols x CRS).
-//                    A = gy^T, B = col^T in [position][32 CRS rows] panels, both made by
-//                    16x16 in-register transposes. The CRS columns of gw are split over the
-//                    threads and each thread sums every tile in order: no partials, no atomics.
+//                    A = gy^T (packed once for the batch), B = col^T in [position][32 CRS
+//                    rows] panels, both made by 16x16 in-register transposes. The CRS
+//                    columns of gw are split over the threads and each thread sums every
+//                    tile in order: no partials, no atomics, no waiting.
 // Tests: tests/kernels/test_conv2d.cpp (its flat_* and ResNet18 cases take this path);
 // benchmark: bench/bench_conv2d_cpu.cpp.
 #include "kernels/cpu/conv2d_internal.h"
@@ -43,7 +46,8 @@ namespace {
 
 constexpr int kMR = 8;   // micro-tile rows
 constexpr int kNR = 32;  // micro-tile columns: two 16-lane vectors
-constexpr int64_t kBlock = 128;  // backward-weight: reduction steps per kernel call
+constexpr int64_t kBlockF = 256;  // forward: reduction steps (CRS rows) per kernel call
+constexpr int64_t kBlock = 128;   // backward-weight: reduction steps per kernel call
 
 // ---- flat im2col geometry ----------------------------------------------------------------
 
@@ -282,19 +286,21 @@ void transpose16(__m512 r[16]) {
   }
 }
 
-// Forward's B: the tile's im2col in 32-column panels, bp[(u/2)*CRS*32 + kk*32 + (u%2)*16]
-// for row kk and chunk u (an odd last chunk's partner half is zero).
-void forward_columns(const Conv2dShape& s, const Flat& f, const Chunks& ch, float* bp) {
-  const int64_t nch = ch.size(), rs = s.R * s.S, crs = s.C * rs;
-  for (int64_t kk = 0; kk < crs; ++kk) {
+// Forward's B: im2col rows [k0, k1) of the tile in 32-column panels,
+// bp[(u/2)*rows*32 + (kk-k0)*32 + (u%2)*16] for row kk and chunk u (an odd last chunk's
+// partner half is zero).
+void forward_columns(const Conv2dShape& s, const Flat& f, const Chunks& ch, int64_t k0,
+                     int64_t k1, float* bp) {
+  const int64_t nch = ch.size(), rs = s.R * s.S, rows = k1 - k0;
+  for (int64_t kk = k0; kk < k1; ++kk) {
     const int64_t c = kk / rs, tap = kk % rs, src = c * f.chan + f.off[tap];
     const uint16_t* mask = f.mask.data() + tap * f.cpi;
-    float* row = bp + kk * kNR;
+    float* row = bp + (kk - k0) * kNR;
     // Masked-off lanes may point outside the planes: AVX-512 suppresses their faults.
     for (int64_t u = 0; u < nch; ++u)
-      _mm512_store_ps(row + (u / 2) * crs * kNR + (u % 2) * 16,
+      _mm512_store_ps(row + (u / 2) * rows * kNR + (u % 2) * 16,
                       _mm512_maskz_loadu_ps(mask[ch.ci[u]], ch.base[u] + src));
-    if (nch % 2 == 1) _mm512_store_ps(row + (nch / 2) * crs * kNR + 16, _mm512_setzero_ps());
+    if (nch % 2 == 1) _mm512_store_ps(row + (nch / 2) * rows * kNR + 16, _mm512_setzero_ps());
   }
 }
 
@@ -305,7 +311,10 @@ bool flat_ok(const Conv2dShape& s) {
 }
 
 bool flat_weight_ok(const Conv2dShape& s, int nthreads) {
-  return flat_ok(s) && ceil_div(s.C * s.R * s.S, kNR) >= nthreads;
+  // A 1x1 convolution reduces over only C rows, so the transposes of gy and x cost about as
+  // much as the product: OpenBLAS (generic path) measured faster there. And every thread
+  // needs at least one 32-column panel of gw.
+  return flat_ok(s) && s.R * s.S > 1 && ceil_div(s.C * s.R * s.S, kNR) >= nthreads;
 }
 
 void flat_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
@@ -313,8 +322,9 @@ void flat_forward(const Conv2dShape& s, const float* x, const float* w, const fl
   const Flat f = make_flat(s);
   const int64_t K = s.K, PQ = s.P() * s.Q(), crs = s.C * s.R * s.S, kpanels = ceil_div(K, kMR);
   float* packed = workspace<float>(kPacked, kpanels * crs * kMR);
-  // Columns per tile: the tile's CRS x cols panels near 768 KiB (the L2 is 1 MiB), 64..512.
-  const int64_t target = std::clamp<int64_t>((int64_t{3} << 18) / (crs * 4), 64, 512);
+  // Columns per tile: the tile's K x cols block of y near 256 KiB, so it stays in L2 while
+  // the reduction goes through CRS in steps of kBlockF (B block kBlockF x cols, also in L2).
+  const int64_t target = std::clamp<int64_t>((int64_t{1} << 16) / K, 64, 512);
   const TilePlan plan = plan_tiles(s.N, f.cpi, 16, target, omp_get_max_threads(), false, 2);
 #pragma omp parallel
   {
@@ -323,22 +333,26 @@ void flat_forward(const Conv2dShape& s, const float* x, const float* w, const fl
     for (int64_t ti = 0; ti < plan.count; ++ti) {
       const Chunks ch = tile_chunks(s, f, plan.tile(ti, s.N), x);
       const int64_t nch = ch.size(), npanels = ceil_div(nch, 2);
-      float* bp = workspace<float>(kCol, npanels * crs * kNR);
-      forward_columns(s, f, ch, bp);
-      // An A panel (8 channels x CRS) stays in cache while the tile's B panels stream past.
-      for (int64_t i = 0; i < kpanels; ++i)
-        for (int64_t j = 0; j < npanels; ++j) {
-          Out out{};
-          for (int v = 0; v < 2; ++v) {
-            const int64_t u = 2 * j + v;
-            if (u >= nch) continue;
-            out.p[v] = y + (ch.n[u] * K + i * kMR) * PQ + ch.ci[u] * 16;
-            out.m[v] = 0xFFFF;
+      float* bp = workspace<float>(kCol, npanels * std::min(crs, kBlockF) * kNR);
+      for (int64_t k0 = 0; k0 < crs; k0 += kBlockF) {
+        const int64_t k1 = std::min(crs, k0 + kBlockF), kc = k1 - k0;
+        forward_columns(s, f, ch, k0, k1, bp);
+        // An A block (8 channels x kc) stays in L1 while the tile's B panels pass; the first
+        // block starts from the bias, the others add onto y.
+        for (int64_t i = 0; i < kpanels; ++i)
+          for (int64_t j = 0; j < npanels; ++j) {
+            Out out{};
+            for (int v = 0; v < 2; ++v) {
+              const int64_t u = 2 * j + v;
+              if (u >= nch) continue;
+              out.p[v] = y + (ch.n[u] * K + i * kMR) * PQ + ch.ci[u] * 16;
+              out.m[v] = 0xFFFF;
+            }
+            micro_kernel(kc, packed + (i * crs + k0) * kMR, bp + j * kc * kNR,
+                         bias != nullptr ? bias + i * kMR : nullptr, out, PQ,
+                         static_cast<int>(std::min<int64_t>(kMR, K - i * kMR)), k0 > 0);
           }
-          micro_kernel(crs, packed + i * crs * kMR, bp + j * crs * kNR,
-                       bias != nullptr ? bias + i * kMR : nullptr, out, PQ,
-                       static_cast<int>(std::min<int64_t>(kMR, K - i * kMR)), false);
-        }
+      }
     }
   }
 }

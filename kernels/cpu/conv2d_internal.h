@@ -138,7 +138,7 @@ void bias_gradient(const Conv2dShape& s, const T* gy, T* gb) {
 #if defined(__AVX512F__)
 /// The AVX-512 path handles this shape: Q == ceil(W / stride) and P*Q % 16 == 0.
 bool flat_ok(const Conv2dShape& s);
-/// ...and its backward-weight, which splits the CRS columns of gw over the threads.
+/// ...and its backward-weight (filters larger than 1x1, CRS split over the threads).
 bool flat_weight_ok(const Conv2dShape& s, int nthreads);
 void flat_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                   float* y);

@@ -1,5 +1,7 @@
-// conv2d fast path (kernels/cpu/conv2d.cpp: im2col + GEMM, tiled over threads) against the
-// plain-loop oracles (kernels/cpu/conv2d_ref.cpp), for all three products:
+// conv2d fast path against the plain-loop oracles (kernels/cpu/conv2d_ref.cpp), for all three
+// products. The fast path has two implementations: the AVX-512 one (conv2d_avx512.cpp) takes
+// float shapes with Q == ceil(W/stride) and P*Q % 16 == 0 (the flat_* and ResNet18 cases
+// below), the generic im2col + OpenBLAS one (conv2d.cpp) everything else and all doubles.
 //   - a parameterised list of awkward shapes (odd H/W, batch 1, stride 2 and 3, pad 0/1/2,
 //     C and K not multiples of 8, 1x1 stride 1 and 2, rectangular and 5x5 filters, images big
 //     enough to be cut into row bands, many small images batched into one tile), with and
@@ -48,9 +50,6 @@ Conv2dShape make(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t 
   return s;
 }
 
-// Named output when gtest prints a parameter (instead of a byte dump).
-void PrintTo(const ConvCase& c, std::ostream* os);
-
 std::string describe(const ConvCase& c) {
   const Conv2dShape& s = c.s;
   return std::string(c.name) + " (N" + std::to_string(s.N) + " C" + std::to_string(s.C) + " H" +
@@ -59,6 +58,7 @@ std::string describe(const ConvCase& c) {
          std::to_string(s.stride) + " pad" + std::to_string(s.pad) + ")";
 }
 
+// Named output when gtest prints a parameter (instead of a byte dump).
 void PrintTo(const ConvCase& c, std::ostream* os) { *os << describe(c); }
 
 // Tolerance from the length of the longest dot product; inputs are uniform in [-1, 1].
@@ -283,6 +283,22 @@ TEST(Conv2dDeterminism, RepeatedCallsAreBitIdentical) {
     EXPECT_TRUE(bit_equal(gx[0], gx[1])) << what << " backward-data";
     EXPECT_TRUE(bit_equal(gw[0], gw[1])) << what << " backward-weight";
     EXPECT_TRUE(bit_equal(gb[0], gb[1])) << what << " backward-bias";
+  }
+}
+
+// No images: nothing to compute, but the weight and bias gradients are empty sums, zeros.
+TEST(Conv2dEdges, EmptyBatchGivesZeroWeightGradient) {
+  for (const Conv2dShape& s : {make(0, 16, 16, 16, 8, 3, 3, 1, 1),    // AVX-512 path
+                               make(0, 3, 7, 5, 5, 3, 3, 2, 1)}) {  // generic path
+    const int64_t nw = s.K * s.C * s.R * s.S;
+    auto gw = nans<float>(nw), gb = nans<float>(s.K);
+    std::vector<float> none(1);
+    lethe::kernels::conv2d_backward_weight_cpu<float>(s, none.data(), none.data(), gw.data(),
+                                                      gb.data());
+    EXPECT_TRUE(all_close(std::vector<float>(nw, 0.f), gw, Tolerance{0, 0}, "gw, N = 0"));
+    EXPECT_TRUE(all_close(std::vector<float>(s.K, 0.f), gb, Tolerance{0, 0}, "gb, N = 0"));
+    lethe::kernels::conv2d_forward_cpu<float>(s, none.data(), gw.data(), nullptr, none.data());
+    lethe::kernels::conv2d_backward_data_cpu<float>(s, none.data(), gw.data(), none.data());
   }
 }
 
