@@ -134,8 +134,7 @@ int cmd_prune(const std::vector<std::string>& args) {
   const prune::SparsityReport sparsity = prune::sparsity_report(*r.model);
   std::printf("%s", prune::format_sparsity(sparsity).c_str());
 
-  std::vector<int64_t> test_idx(static_cast<size_t>(d.test.size()));
-  for (size_t i = 0; i < test_idx.size(); ++i) test_idx[i] = static_cast<int64_t>(i);
+  const std::vector<int64_t>& test_idx = d.test_idx;
   const train::EvalResult last_test = train::evaluate(*r.model, d.test, test_idx);
   const train::EvalResult best_test =
       test_checkpoint(spec, (fs::path(po.out_dir) / "best.safetensors").string(), d.test, test_idx);

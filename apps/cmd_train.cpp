@@ -2,6 +2,7 @@
 // a results table; `lethe eval`: accuracy per split of a checkpoint.
 #include <cstdio>
 #include <filesystem>
+#include <numeric>
 #include <sstream>
 #include <tuple>
 
@@ -63,6 +64,8 @@ DataBundle load_data(const Config& cfg) {
     d.test = data::load_dataset(name, dir, data::Split::Test);
     d.source = dir;
   }
+  d.test_idx.resize(static_cast<size_t>(d.test.size()));
+  std::iota(d.test_idx.begin(), d.test_idx.end(), int64_t{0});
   const int64_t split_seed = cfg.get_int("split-seed", 0);
   data::TrainValSplit split =
       data::split_train_val(d.train.labels, d.train.num_classes, static_cast<uint64_t>(split_seed));
@@ -113,8 +116,7 @@ int cmd_train(const std::vector<std::string>& args) {
     return 0;
   }
 
-  std::vector<int64_t> test_idx(static_cast<size_t>(d.test.size()));
-  for (size_t i = 0; i < test_idx.size(); ++i) test_idx[i] = static_cast<int64_t>(i);
+  const std::vector<int64_t>& test_idx = d.test_idx;
   const train::EvalResult last_test = train::evaluate(*model, d.test, test_idx);
   Generator g2(seed, 0);
   auto best = models::make_model(spec, g2);
@@ -186,14 +188,12 @@ int cmd_eval(const std::vector<std::string>& args) {
   Generator gen(0, 0);
   auto model = models::make_model(spec, gen);
   load_checkpoint(path, *model, models::model_metadata(spec));
-  std::vector<int64_t> test_idx(static_cast<size_t>(d.test.size()));
-  for (size_t i = 0; i < test_idx.size(); ++i) test_idx[i] = static_cast<int64_t>(i);
   nlohmann::json acc;
   std::ostringstream md;
   md << "# lethe eval: " << path << "\n\n| split | images | accuracy | loss |\n|---|---|---|---|\n";
   for (const auto& [name, data, idx] :
        {std::tuple{"train", &d.train, &d.train_idx}, std::tuple{"val", &d.train, &d.val_idx},
-        std::tuple{"test", &d.test, &test_idx}}) {
+        std::tuple{"test", &d.test, &d.test_idx}}) {
     const train::EvalResult r = train::evaluate(*model, *data, *idx, batch);
     std::printf("%-5s %6lld images  accuracy %6.2f%%  loss %.4f\n", name,
                 static_cast<long long>(r.n), r.accuracy, r.loss);

@@ -23,6 +23,7 @@ int cmd_pipeline(const std::vector<std::string>& args);
 struct DataBundle {
   data::Dataset train, test;
   std::vector<int64_t> train_idx, val_idx;
+  std::vector<int64_t> test_idx;  ///< every test image, 0..test.size()-1
   std::string source;  ///< where the images came from, for the results
 };
 /// Loads `dataset` (config keys dataset, data-dir, split-seed, train-limit).

@@ -112,16 +112,10 @@ json recipe_json(const train::TrainOptions& o) {
           {"label_smoothing", o.label_smoothing}, {"augment", o.augment}, {"seed", o.seed}};
 }
 
-std::vector<int64_t> all_indices(int64_t n) {
-  std::vector<int64_t> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = i;
-  return v;
-}
-
 /// Test accuracy of a checkpoint (masks installed).
-double test_accuracy(const std::string& path, const data::Dataset& test) {
+double test_accuracy(const std::string& path, const DataBundle& d) {
   const unlearn::TrainedModel tm = unlearn::load_trained_model(path);
-  return train::evaluate(*tm.model, test, all_indices(test.size())).accuracy;
+  return train::evaluate(*tm.model, d.test, d.test_idx).accuracy;
 }
 
 }  // namespace
@@ -205,8 +199,8 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
     LETHE_CHECK(tr.finished, "dense training stopped early");
     double best_val = -1;
     for (const auto& e : tr.history) best_val = std::max(best_val, e.val_acc);
-    dense.finish(dense_key, {{"test_acc_best", test_accuracy(dense.file("best.safetensors"), d.test)},
-                             {"test_acc_last", test_accuracy(dense.file("last.safetensors"), d.test)},
+    dense.finish(dense_key, {{"test_acc_best", test_accuracy(dense.file("best.safetensors"), d)},
+                             {"test_acc_last", test_accuracy(dense.file("last.safetensors"), d)},
                              {"best_val_acc", best_val}, {"seconds", sw.seconds()}});
     progress.computed(sw.seconds());
   }
@@ -236,7 +230,7 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
         prune::run_pipeline(spec, d.train, d.train_idx, d.train, d.val_idx, po);
     LETHE_CHECK(pr.finished, "pruning stopped early");
     const double sp = prune::sparsity_report(*pr.model).sparsity();
-    sparse.finish(prune_key, {{"test_acc_last", test_accuracy(sparse.file("last.safetensors"), d.test)},
+    sparse.finish(prune_key, {{"test_acc_last", test_accuracy(sparse.file("last.safetensors"), d)},
                               {"sparsity", sp}, {"seconds", sw.seconds()}});
     progress.computed(sw.seconds());
   }

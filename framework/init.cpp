@@ -41,4 +41,12 @@ void kaiming_uniform_(Tensor& w, double a, Generator& gen) {
   uniform_(w, -bound, bound, gen);
 }
 
+void layer_default_(Tensor& weight, Tensor& bias, Generator& gen) {
+  kaiming_uniform_(weight, std::sqrt(5.0), gen);
+  if (bias.defined()) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in(weight)));
+    uniform_(bias, -bound, bound, gen);
+  }
+}
+
 }  // namespace lethe::init

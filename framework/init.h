@@ -19,4 +19,8 @@ void kaiming_normal_(Tensor& w, bool use_fan_out, Generator& gen);
 /// Linear weights with a = sqrt(5).
 void kaiming_uniform_(Tensor& w, double a, Generator& gen);
 
+/// PyTorch's default init of a Conv2d / Linear layer: kaiming_uniform(a = sqrt(5)) for the
+/// weight, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias (when defined).
+void layer_default_(Tensor& weight, Tensor& bias, Generator& gen);
+
 }  // namespace lethe::init

@@ -70,11 +70,7 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t
 }
 
 void Conv2d::reset_parameters(Generator& gen) {
-  init::kaiming_uniform_(weight, std::sqrt(5.0), gen);
-  if (bias.defined()) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(init::fan_in(weight)));
-    init::uniform_(bias, -bound, bound, gen);
-  }
+  init::layer_default_(weight, bias, gen);
 }
 
 void Conv2d::set_mask(const Tensor& mask) {
@@ -118,11 +114,7 @@ Linear::Linear(int64_t in, int64_t out, bool b) {
 }
 
 void Linear::reset_parameters(Generator& gen) {
-  init::kaiming_uniform_(weight, std::sqrt(5.0), gen);
-  if (bias.defined()) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(init::fan_in(weight)));
-    init::uniform_(bias, -bound, bound, gen);
-  }
+  init::layer_default_(weight, bias, gen);
 }
 
 Tensor Linear::forward(const Tensor& x) { return ops::linear(x, weight, bias); }
