@@ -148,6 +148,9 @@ int cmd_train(const std::vector<std::string>& args) {
         {"test_acc_best", best_test.accuracy},
         {"best_val_acc", best_val}}},
       {"timings_s", {{"train", r.seconds}, {"mean_epoch", epoch_s}}},
+      // 0 for a run from scratch; the step of last.safetensors for --resume (what this
+      // process ran is the rest: per_epoch also holds the earlier processes' epochs).
+      {"resumed_from_step", r.start_step},
       {"per_epoch", epochs}};
   std::ostringstream md;
   md << "# lethe train: " << spec.arch << " width " << models::format_width(spec.width) << "\n\n"

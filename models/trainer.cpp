@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -193,6 +194,12 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
   TrainResult res;
   res.total_steps = o.epochs * spe;
   int64_t step = 0;
+  // The epoch's loss and accuracy so far. Saved with mid-epoch checkpoints, so a resumed
+  // epoch reports the same numbers as an uninterrupted one.
+  struct {
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+  } running;
   if (o.resume) {
     LETHE_CHECK(files, "--resume needs an output folder to resume from");
     LETHE_CHECK(fs::exists(last_path), "cannot resume: ", last_path,
@@ -210,6 +217,18 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
     }
     opt.set_steps_taken(step);
     res.history = read_log(log_path, step / spe);
+    if (step % spe != 0) {  // mid-epoch: the epoch's running loss and accuracy so far
+      const auto& md = ck.metadata;
+      LETHE_CHECK(md.count("epoch_loss_sum") && md.count("epoch_correct") && md.count("epoch_seen"),
+                  last_path, " was saved mid-epoch without the epoch's running statistics");
+      running.loss_sum = std::strtod(md.at("epoch_loss_sum").c_str(), nullptr);
+      running.correct = std::stoll(md.at("epoch_correct"));
+      running.seen = std::stoll(md.at("epoch_seen"));
+    }
+    if (!o.quiet)
+      std::fprintf(stderr, "[train] resuming %s at step %lld of %lld (epoch %lld)\n",
+                   last_path.c_str(), static_cast<long long>(step),
+                   static_cast<long long>(res.total_steps), static_cast<long long>(step / spe + 1));
   }
   res.start_step = step;
 
@@ -219,6 +238,13 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
     m["step"] = std::to_string(step);
     m["epoch"] = std::to_string(epochs_done);
     m["kind"] = "training";
+    if (step % spe != 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%a", running.loss_sum);  // hex float: exact round trip
+      m["epoch_loss_sum"] = buf;
+      m["epoch_correct"] = std::to_string(running.correct);
+      m["epoch_seen"] = std::to_string(running.seen);
+    }
     save_training_checkpoint(last_path, model, &opt, masks, m);
   };
   double best_val = -1;
@@ -230,8 +256,8 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
     model.train();
     loader.start_epoch(epoch, step % spe);
     const auto t_epoch = Clock::now();
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0, epoch_steps = 0;
+    if (step % spe == 0) running = {};
+    int64_t seen_here = 0;  // images this process trained on this epoch (for images/s)
     data::Batch b;
     while (loader.next(&b)) {
       opt.set_lr(schedule->lr(step + o.lr_step_offset));
@@ -249,14 +275,14 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
       opt.step();
       ++step;
       ++res.steps_run;
-      ++epoch_steps;
-      loss_sum += lv * static_cast<double>(b.size());
-      correct += count_correct(logits, b.labels);
-      seen += b.size();
+      running.loss_sum += lv * static_cast<double>(b.size());
+      running.correct += count_correct(logits, b.labels);
+      running.seen += b.size();
+      seen_here += b.size();
 
       const double el = seconds_since(t_epoch);
       if (!o.quiet && (step % log_every == 0 || step % spe == 0)) {
-        const double ips = static_cast<double>(seen) / std::max(el, 1e-9);
+        const double ips = static_cast<double>(seen_here) / std::max(el, 1e-9);
         const double run_el = seconds_since(t_run);
         const double eta = run_el / static_cast<double>(res.steps_run) *
                            static_cast<double>(res.total_steps - step);
@@ -265,8 +291,9 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
                      "%.0f img/s ETA %s\n",
                      static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
                      static_cast<long long>(step - epoch * spe), static_cast<long long>(spe),
-                     loss_sum / static_cast<double>(seen),
-                     100.0 * static_cast<double>(correct) / static_cast<double>(seen),
+                     running.loss_sum / static_cast<double>(running.seen),
+                     100.0 * static_cast<double>(running.correct) /
+                         static_cast<double>(running.seen),
                      opt.lr(), ips, format_eta(eta).c_str());
       }
       if (o.save_every > 0 && step % o.save_every == 0 && step % spe != 0) save_last(epoch);
@@ -279,9 +306,10 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
     EpochRecord rec;
     rec.epoch = epoch + 1;
     rec.seconds = seconds_since(t_epoch);
-    rec.loss = seen ? loss_sum / static_cast<double>(seen) : 0;
-    rec.train_acc = seen ? 100.0 * static_cast<double>(correct) / static_cast<double>(seen) : 0;
-    rec.images_per_s = static_cast<double>(seen) / std::max(rec.seconds, 1e-9);
+    const double seen = static_cast<double>(running.seen);
+    rec.loss = running.seen ? running.loss_sum / seen : 0;
+    rec.train_acc = running.seen ? 100.0 * static_cast<double>(running.correct) / seen : 0;
+    rec.images_per_s = static_cast<double>(seen_here) / std::max(rec.seconds, 1e-9);
     rec.lr = opt.lr();
     if (!val_indices.empty()) rec.val_acc = evaluate(model, val_data, val_indices).accuracy;
     res.history.push_back(rec);
@@ -292,7 +320,9 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
                    static_cast<long long>(rec.epoch), static_cast<long long>(o.epochs), rec.loss,
                    rec.train_acc, rec.val_acc, rec.seconds, rec.images_per_s);
     if (files) {
-      save_last(epoch + 1);
+      // last.safetensors is the commit point of an epoch, so it is written after everything
+      // else: a run killed in between redoes the epoch on --resume and rewrites the same log,
+      // best and snapshot files (read_log drops log records past the checkpoint's epoch).
       write_log(log_path, res.history);
       io::StMetadata m = meta;
       m["step"] = std::to_string(step);
@@ -311,6 +341,7 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
                 .string(),
             model, &opt, masks, m);
       }
+      save_last(epoch + 1);
     }
     if (o.stop_at_step > 0 && step >= o.stop_at_step && epoch + 1 < o.epochs) {
       res.seconds = seconds_since(t_run);

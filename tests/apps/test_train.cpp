@@ -2,6 +2,7 @@
 // narrow ResNet-18: exact resume, checkpoints, results files, clear errors on bad input.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "data/split.h"
 #include "data/synthetic.h"
 #include "framework/checkpoint.h"
+#include "framework/ops.h"
 #include "models/model.h"
 #include "models/trainer.h"
 
@@ -92,7 +94,11 @@ TEST(Train, ResumedRunEqualsUninterruptedRunBitForBit) {
   }
   // The final checkpoints are the same bytes (weights, BN state, momentum, step).
   EXPECT_EQ(bytes_of(a + "/last.safetensors"), bytes_of(b + "/last.safetensors"));
-  EXPECT_EQ(ra.history[1].val_acc, r2.history[1].val_acc);
+  for (size_t e = 0; e < 2; ++e) {  // the interrupted epoch reports the same loss and accuracy
+    EXPECT_EQ(ra.history[e].loss, r2.history[e].loss) << "epoch " << e + 1;
+    EXPECT_EQ(ra.history[e].train_acc, r2.history[e].train_acc) << "epoch " << e + 1;
+    EXPECT_EQ(ra.history[e].val_acc, r2.history[e].val_acc) << "epoch " << e + 1;
+  }
   EXPECT_TRUE(fs::exists(a + "/epoch1.safetensors"));
   EXPECT_TRUE(fs::exists(a + "/best.safetensors"));
   fs::remove_all(a);
@@ -125,6 +131,38 @@ TEST(Train, LossFallsAndNaNStopsWithTheStepNamed) {
   // A NaN before the first epoch end must not have overwritten the previous run's checkpoint.
   EXPECT_EQ(bytes_of(out + "/last.safetensors"), before);
   fs::remove_all(out);
+}
+
+TEST(Train, NaNMidRunNamesTheStepAndKeepsTheLastGoodCheckpoint) {
+  TinyRun s;
+  const std::string good = fresh_dir("nan_good"), bad = fresh_dir("nan_bad");
+  // The reference: the same run stopped cleanly after epoch 1 (global step 8).
+  auto m1 = s.model();
+  train::TrainOptions o1 = s.options(good);
+  o1.stop_at_step = 8;
+  train::fit(*m1, s.train, s.idx, s.train, s.val, o1);
+
+  // The same run, whose loss turns NaN at global step 11 (epoch 2, after epoch 1's save).
+  auto m2 = s.model();
+  train::TrainOptions o2 = s.options(bad);
+  int calls = 0;
+  o2.loss = [&calls](const Tensor& logits, const data::Batch& b) {
+    const Tensor l = ops::cross_entropy(logits, b.labels);
+    return ++calls == 11 ? ops::scale(l, std::nan("")) : l;
+  };
+  try {
+    train::fit(*m2, s.train, s.idx, s.train, s.val, o2);
+    FAIL() << "a NaN loss did not stop training";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("epoch 2 step 11 (global)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(bad + "/last.safetensors"), std::string::npos) << msg;
+  }
+  // last.safetensors is still epoch 1's, byte for byte, and resumes.
+  EXPECT_EQ(bytes_of(bad + "/last.safetensors"), bytes_of(good + "/last.safetensors"));
+  EXPECT_EQ(read_checkpoint(bad + "/last.safetensors").metadata.at("step"), "8");
+  fs::remove_all(good);
+  fs::remove_all(bad);
 }
 
 TEST(Train, ResumeRejectsADifferentRun) {
