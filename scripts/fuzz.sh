@@ -44,7 +44,7 @@ run_one() {
   mkdir -p "$BUILD/corpus/$t" "$BUILD/findings/$t"
   echo "fuzz: $t for ${SECONDS_EACH}s (log $BUILD/fuzz-$t.log)"
   # -max_len 8192: room for two CIFAR records (3073 bytes each) and a small checkpoint.
-  if "$BUILD/fuzz_$t" "$BUILD/corpus/$t" "tests/fuzz/corpus/$t" \
+  if "$BUILD/tests/fuzz/fuzz_$t" "$BUILD/corpus/$t" "tests/fuzz/corpus/$t" \
        -max_total_time="$SECONDS_EACH" -max_len=8192 -timeout=10 -rss_limit_mb=4096 \
        -artifact_prefix="$BUILD/findings/$t/" -print_final_stats=1 >"$BUILD/fuzz-$t.log" 2>&1; then
     echo "fuzz: $t clean: $(grep -E 'stat::number_of_executed_units' "$BUILD/fuzz-$t.log" | awk '{print $2}') runs"
