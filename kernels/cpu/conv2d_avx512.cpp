@@ -468,7 +468,9 @@ void flat_backward_weight(const Conv2dShape& s, const float* x, const float* gy,
     const int64_t j0 = npanels * id / nt, j1 = npanels * (id + 1) / nt;
     for (int64_t ti = 0; ti < plan.count; ++ti) {
       const Tile t = plan.tile(ti, s.N);
-      const Chunks ch = list_chunks(s, t, x, phases, f.chan);
+      // `phases` holds the whole batch; list_chunks counts images from the tile's first.
+      const Chunks ch = list_chunks(s, t, x, phases ? phases + t.n0 * s.C * f.chan : nullptr,
+                                    f.chan);
       const int64_t nch = ch.size(), cols = nch * 16, pos0 = (t.n0 * f.cpi + t.u0) * 16;
       float* bp = workspace<float>(kCol, cols * kNR);
       for (int64_t j = j0; j < j1; ++j) {

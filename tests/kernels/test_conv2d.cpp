@@ -168,6 +168,15 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{"layer4_shortcut_256to512", make(2, 256, 8, 8, 512, 1, 1, 2, 0)}),
     [](const ::testing::TestParamInfo<ConvCase>& info) { return std::string(info.param.name); });
 
+// Batches big enough for several backward-weight tiles: the stride-2 path once read every
+// tile's phase planes from the first image's (found by the sparse-vs-dense training test).
+INSTANTIATE_TEST_SUITE_P(
+    ManyTiles, Conv2dShapes,
+    ::testing::Values(ConvCase{"s2_narrow_batch16", make(16, 4, 32, 32, 8, 3, 3, 2, 1)},
+                      ConvCase{"s2_layer2_batch8", make(8, 64, 32, 32, 128, 3, 3, 2, 1)},
+                      ConvCase{"s2_layer3_batch16", make(16, 32, 16, 16, 64, 3, 3, 2, 1)}),
+    [](const ::testing::TestParamInfo<ConvCase>& info) { return std::string(info.param.name); });
+
 // ---- hand-computed cases ----------------------------------------------------------------
 
 template <typename T>
