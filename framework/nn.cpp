@@ -5,6 +5,8 @@
 #include "framework/autograd.h"
 #include "framework/init.h"
 #include "framework/ops.h"
+#include "framework/settings.h"
+#include "kernels/sparse/conv2d_sparse.h"
 
 namespace lethe::nn {
 
@@ -81,9 +83,31 @@ void Conv2d::set_mask(const Tensor& mask) {
                 " but weight on ", weight.device().str());
   }
   mask_ = mask;
+  pattern_.reset();
+}
+
+std::shared_ptr<const kernels::SparsePattern> Conv2d::sparse_pattern() {
+  if (!mask_.defined()) return nullptr;
+  if (!pattern_) {
+    const Tensor m = mask_.device().is_cpu() ? mask_ : mask_.to(Device::cpu());
+    pattern_ = std::make_shared<const kernels::SparsePattern>(kernels::make_sparse_pattern(
+        weight.size(0), weight.numel() / weight.size(0), m.data<uint8_t>()));
+  }
+  return pattern_;
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
+  const SparseMode mode = execution_settings().sparse;
+  if (mask_.defined() && x.device().is_cpu() && mode != SparseMode::Off) {
+    auto pat = sparse_pattern();
+    const kernels::Conv2dShape s{x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0),
+                                 weight.size(2), weight.size(3), stride, pad};
+    if (mode == SparseMode::On || kernels::sparse_conv2d_pays_off(s, pat->density())) {
+      last_path_ = "sparse";
+      return ops::conv2d_sparse(x, weight, bias, stride, pad, std::move(pat));
+    }
+  }
+  last_path_ = "dense";
   const Tensor w = mask_.defined() ? ops::mul(weight, mask_) : weight;
   return ops::conv2d(x, w, bias, stride, pad);
 }

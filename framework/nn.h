@@ -13,6 +13,10 @@
 #include "framework/rng.h"
 #include "framework/tensor.h"
 
+namespace lethe::kernels {
+struct SparsePattern;
+}
+
 namespace lethe::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
@@ -58,7 +62,10 @@ class Module {
 
 /// 2-D convolution, square kernel. An optional uint8 mask (same shape as the weight)
 /// multiplies the weight in every forward, so pruned weights contribute nothing and get
-/// zero gradient.
+/// zero gradient. A masked layer on the CPU may instead run the sparse kernels
+/// (ops::conv2d_sparse: same result, only the kept weights touched), chosen per forward by the
+/// `sparse` execution setting: off (never), on (always), auto (when
+/// kernels::sparse_conv2d_pays_off says so for the shape and the mask's density).
 class Conv2d : public Module {
  public:
   Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t pad = 0,
@@ -68,11 +75,18 @@ class Conv2d : public Module {
   void reset_parameters(Generator& gen);
   void set_mask(const Tensor& mask);  ///< uint8, weight's shape; undefined clears it
   const Tensor& mask() const { return mask_; }
+  /// The mask's nonzero structure, built on first use and dropped by set_mask; null when
+  /// there is no mask.
+  std::shared_ptr<const kernels::SparsePattern> sparse_pattern();
+  /// "dense" or "sparse": the path the last forward took ("" before the first).
+  const std::string& last_path() const { return last_path_; }
   Tensor weight, bias;
   const int64_t stride, pad;
 
  private:
   Tensor mask_;
+  std::shared_ptr<const kernels::SparsePattern> pattern_;
+  std::string last_path_;
 };
 
 /// Batch norm over channels, affine, eps 1e-5, momentum 0.1, PyTorch's buffers

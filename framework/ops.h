@@ -7,15 +7,25 @@
 // gradient checks). Activations are NCHW and contiguous.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "framework/tensor.h"
+
+namespace lethe::kernels {
+struct SparsePattern;
+}
 
 namespace lethe::ops {
 
 // ---- convolution and linear ----------------------------------------------------------------
 /// x: [N,C,H,W], w: [K,C,R,S], bias: [K] or undefined -> [N,K,P,Q]
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad);
+/// conv2d of a pruned weight through the sparse kernels (kernels/sparse/conv2d_sparse.h): only
+/// w's entries on `pattern` are read, and w's gradient is 0 off it, so the result equals
+/// conv2d(x, w * mask, ...) for the mask the pattern was built from. CPU tensors only.
+Tensor conv2d_sparse(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride,
+                     int64_t pad, std::shared_ptr<const kernels::SparsePattern> pattern);
 /// x: [N,I], w: [O,I], bias: [O] or undefined -> [N,O]
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 

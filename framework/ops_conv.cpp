@@ -3,6 +3,7 @@
 #include "framework/ops.h"
 #include "kernels/conv2d.h"
 #include "kernels/linear.h"
+#include "kernels/sparse/conv2d_sparse.h"
 
 namespace lethe::ops {
 
@@ -34,6 +35,34 @@ struct Conv2dBackward : Node {
           kernels::conv2d_backward_weight_cpu<T>(s, x.data<T>(), gy.data<T>(), gw.data<T>(),
                                                  gb.defined() ? gb.data<T>() : nullptr);
       });
+    });
+    if (!need_w) gw = Tensor();
+    return {gx, gw, gb};
+  }
+};
+
+struct Conv2dSparseBackward : Node {
+  kernels::Conv2dShape s;
+  std::shared_ptr<const kernels::SparsePattern> pattern;
+  const char* name() const override { return "conv2d_sparse"; }
+  // inputs = {x, w, bias}, as Conv2dBackward.
+  std::vector<Tensor> backward(const Tensor& gy) override {
+    const Tensor &x = inputs[0], &w = inputs[1], &bias = inputs[2];
+    Tensor gx, gw, gb;
+    if (x.requires_grad()) gx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    const bool need_w = w.requires_grad();
+    const bool need_b = bias.defined() && bias.requires_grad();
+    if (need_w || need_b) gw = Tensor::empty(w.shape(), w.dtype(), w.device());
+    if (need_b) gb = Tensor::empty(bias.shape(), bias.dtype(), bias.device());
+    dispatch_float("conv2d_sparse backward", gy.dtype(), [&](auto t) {
+      using T = decltype(t);
+      if (gx.defined())
+        kernels::sparse_conv2d_backward_data_cpu<T>(s, *pattern, gy.data<T>(), w.data<T>(),
+                                                    gx.data<T>());
+      if (gw.defined())
+        kernels::sparse_conv2d_backward_weight_cpu<T>(s, *pattern, x.data<T>(), gy.data<T>(),
+                                                      gw.data<T>(),
+                                                      gb.defined() ? gb.data<T>() : nullptr);
     });
     if (!need_w) gw = Tensor();
     return {gx, gw, gb};
@@ -95,6 +124,42 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stri
   if (autograd::needs_grad({&x, &w, &bias})) {
     auto node = std::make_shared<Conv2dBackward>();
     node->s = s;
+    node->inputs = {x, w, bias};
+    autograd::record(y, node);
+  }
+  return y;
+}
+
+Tensor conv2d_sparse(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride,
+                     int64_t pad, std::shared_ptr<const kernels::SparsePattern> pattern) {
+  const char* op = "conv2d_sparse";
+  check_defined(op, x, "input");
+  check_like(op, x, w, "weight");
+  LETHE_CHECK(x.device().is_cpu(), op, ": the sparse kernels run on the CPU only, got ",
+              x.device().str());
+  LETHE_CHECK(pattern != nullptr, op, ": no sparsity pattern");
+  LETHE_CHECK(x.dim() == 4 && w.dim() == 4 && x.size(1) == w.size(1), op,
+              ": expected input [N,C,H,W] and weight [K,C,R,S], got ", shape_str(x.shape()),
+              " and ", shape_str(w.shape()));
+  LETHE_CHECK(stride >= 1 && pad >= 0, op, ": stride ", stride, " / pad ", pad, " invalid");
+  kernels::Conv2dShape s{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2),
+                         w.size(3), stride, pad};
+  LETHE_CHECK(s.H + 2 * pad >= s.R && s.W + 2 * pad >= s.S, op, ": filter ",
+              shape_str(w.shape()), " larger than padded input ", shape_str(x.shape()));
+  if (bias.defined()) {
+    check_like(op, x, bias, "bias");
+    detail::check_shape(op, bias, {s.K}, "bias");
+  }
+  Tensor y = Tensor::empty({s.N, s.K, s.P(), s.Q()}, x.dtype(), x.device());
+  dispatch_float(op, x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    kernels::sparse_conv2d_forward_cpu<T>(s, *pattern, x.data<T>(), w.data<T>(),
+                                          bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
+  });
+  if (autograd::needs_grad({&x, &w, &bias})) {
+    auto node = std::make_shared<Conv2dSparseBackward>();
+    node->s = s;
+    node->pattern = std::move(pattern);
     node->inputs = {x, w, bias};
     autograd::record(y, node);
   }

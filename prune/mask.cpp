@@ -165,6 +165,7 @@ SparsityReport sparsity_report(nn::Module& model) {
     l.shape = conv->weight.shape();
     for (double v : host_abs(conv->weight)) l.zeros += v == 0.0;
     l.total = conv->weight.numel();
+    if (!conv->last_path().empty()) l.path = conv->last_path();
     r.total += l.total;
     r.zeros += l.zeros;
     r.layers.push_back(l);
@@ -177,14 +178,14 @@ std::string format_sparsity(const SparsityReport& report) {
   for (const auto& l : report.layers) width = std::max(width, l.name.size());
   std::ostringstream os;
   char line[256];
-  std::snprintf(line, sizeof line, "%-*s %-18s %12s %12s %8s\n", static_cast<int>(width),
-                "layer", "shape", "zeros", "weights", "sparsity");
+  std::snprintf(line, sizeof line, "%-*s %-18s %12s %12s %8s  %s\n", static_cast<int>(width),
+                "layer", "shape", "zeros", "weights", "sparsity", "path");
   os << line;
   for (const auto& l : report.layers) {
-    std::snprintf(line, sizeof line, "%-*s %-18s %12lld %12lld %7.2f%%\n",
+    std::snprintf(line, sizeof line, "%-*s %-18s %12lld %12lld %7.2f%%  %s\n",
                   static_cast<int>(width), l.name.c_str(), shape_str(l.shape).c_str(),
                   static_cast<long long>(l.zeros), static_cast<long long>(l.total),
-                  100.0 * l.sparsity());
+                  100.0 * l.sparsity(), l.path.c_str());
     os << line;
   }
   std::snprintf(line, sizeof line, "%-*s %-18s %12lld %12lld %7.2f%%\n", static_cast<int>(width),
@@ -201,7 +202,8 @@ nlohmann::json sparsity_json(const SparsityReport& report) {
                       {"shape", l.shape},
                       {"total", l.total},
                       {"zeros", l.zeros},
-                      {"sparsity", l.sparsity()}});
+                      {"sparsity", l.sparsity()},
+                      {"path", l.path}});
   return {{"overall",
            {{"total", report.total}, {"zeros", report.zeros}, {"sparsity", report.sparsity()}}},
           {"layers", layers}};

@@ -89,6 +89,9 @@ struct LayerSparsity {
   std::string name;  ///< parameter name
   Shape shape;
   int64_t total = 0, zeros = 0;
+  /// The conv path its last forward took: "dense", "sparse" (the sparse kernels) or "-"
+  /// (not run since the model was built).
+  std::string path = "-";
   double sparsity() const { return fraction(zeros, total); }
 };
 
@@ -101,10 +104,10 @@ struct SparsityReport {
 /// Counts the zero conv weights of `model` (stored values; with masks applied a pruned weight
 /// is stored as 0), overall and per layer.
 SparsityReport sparsity_report(nn::Module& model);
-/// A printable table: one line per layer (name, shape, zeros/total, %), then the total.
+/// A printable table: one line per layer (name, shape, zeros/total, %, path), then the total.
 std::string format_sparsity(const SparsityReport& report);
 /// {"overall": {"total", "zeros", "sparsity"}, "layers": [{"name", "shape", "total", "zeros",
-/// "sparsity"}, ...]}, sparsity as a fraction in [0, 1].
+/// "sparsity", "path"}, ...]}, sparsity as a fraction in [0, 1].
 nlohmann::json sparsity_json(const SparsityReport& report);
 
 }  // namespace lethe::prune

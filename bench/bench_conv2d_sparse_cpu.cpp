@@ -1,0 +1,142 @@
+// CPU sparse conv2d benchmark (kernels/sparse/conv2d_sparse.cpp) against lethe's dense path
+// (kernels/cpu/conv2d.cpp) on every distinct conv shape of ResNet-18 (CIFAR, width 1.0) at
+// batch 32: forward, backward-data and backward-weight, dense and at 90/95/99% sparsity
+// (seeded uniformly random masks; a real OMP mask is not uniform across layers, see
+// docs/sparse.md for the end-to-end figures with one). Times in ms; the ratio dense/sparse of
+// two lines in the same run is the speed-up. Run with OMP_NUM_THREADS=2, e.g.
+//   flock /tmp/lethe-build.lock ./build/bench/bench_conv2d_sparse_cpu --benchmark_filter=fwd
+// Names: BM_SparseConv2d/fwd/sparse95/N32_C512_K512_H4_R3_s1 (dense: .../dense/...).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/conv2d.h"
+#include "kernels/sparse/conv2d_sparse.h"
+
+namespace {
+
+using lethe::kernels::Conv2dShape;
+
+struct Layer {
+  int64_t C, K, H, R, stride;
+};
+constexpr Layer kLayers[] = {
+    {64, 64, 32, 3, 1},                                                  // layer1
+    {64, 128, 32, 3, 2},  {128, 128, 16, 3, 1}, {64, 128, 32, 1, 2},     // layer2
+    {128, 256, 16, 3, 2}, {256, 256, 8, 3, 1},  {128, 256, 16, 1, 2},    // layer3
+    {256, 512, 8, 3, 2},  {512, 512, 4, 3, 1},  {256, 512, 8, 1, 2},     // layer4
+};
+constexpr int64_t kBatch = 32;
+
+Conv2dShape shape_of(const Layer& l) {
+  Conv2dShape s;
+  s.N = kBatch;
+  s.C = l.C;
+  s.K = l.K;
+  s.H = s.W = l.H;
+  s.R = s.S = l.R;
+  s.stride = l.stride;
+  s.pad = l.R / 2;
+  return s;
+}
+
+std::vector<float> random_floats(int64_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+enum class Pass { kForward, kBackwardData, kBackwardWeight };
+
+// sparsity < 0: the dense kernels.
+void run(benchmark::State& state, Conv2dShape s, Pass pass, double sparsity) {
+  const int64_t P = s.P(), Q = s.Q(), crs = s.C * s.R * s.S;
+  const auto x = random_floats(s.N * s.C * s.H * s.W, 1);
+  auto w = random_floats(s.K * crs, 2);
+  const auto gy = random_floats(s.N * s.K * P * Q, 4);
+  std::vector<float> y(s.N * s.K * P * Q), gx(x.size()), gw(w.size());
+  std::vector<uint8_t> mask(w.size(), 1);
+  if (sparsity >= 0) {
+    std::vector<int64_t> idx(w.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+    std::shuffle(idx.begin(), idx.end(), std::mt19937(7));
+    const auto pruned = static_cast<size_t>(sparsity * static_cast<double>(w.size()) + 0.5);
+    for (size_t i = 0; i < pruned; ++i) mask[static_cast<size_t>(idx[i])] = 0;
+  }
+  const auto pat = lethe::kernels::make_sparse_pattern(s.K, crs, mask.data());
+  for (auto _ : state) {
+    if (sparsity < 0) {
+      switch (pass) {
+        case Pass::kForward:
+          lethe::kernels::conv2d_forward_cpu<float>(s, x.data(), w.data(), nullptr, y.data());
+          break;
+        case Pass::kBackwardData:
+          lethe::kernels::conv2d_backward_data_cpu<float>(s, gy.data(), w.data(), gx.data());
+          break;
+        case Pass::kBackwardWeight:
+          lethe::kernels::conv2d_backward_weight_cpu<float>(s, x.data(), gy.data(), gw.data(),
+                                                            nullptr);
+          break;
+      }
+    } else {
+      switch (pass) {
+        case Pass::kForward:
+          lethe::kernels::sparse_conv2d_forward_cpu<float>(s, pat, x.data(), w.data(), nullptr,
+                                                           y.data());
+          break;
+        case Pass::kBackwardData:
+          lethe::kernels::sparse_conv2d_backward_data_cpu<float>(s, pat, gy.data(), w.data(),
+                                                                 gx.data());
+          break;
+        case Pass::kBackwardWeight:
+          lethe::kernels::sparse_conv2d_backward_weight_cpu<float>(s, pat, x.data(), gy.data(),
+                                                                   gw.data(), nullptr);
+          break;
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+}
+
+void register_all() {
+  const struct {
+    const char* name;
+    Pass pass;
+  } passes[] = {{"fwd", Pass::kForward}, {"bwd_data", Pass::kBackwardData},
+                {"bwd_weight", Pass::kBackwardWeight}};
+  const struct {
+    const char* name;
+    double sparsity;
+  } kinds[] = {{"dense", -1}, {"sparse90", 0.90}, {"sparse95", 0.95}, {"sparse99", 0.99}};
+  for (const auto& p : passes)
+    for (const Layer& l : kLayers)
+      for (const auto& k : kinds) {
+        const Conv2dShape s = shape_of(l);
+        char name[128];
+        std::snprintf(name, sizeof name, "BM_SparseConv2d/%s/%s/N%lld_C%lld_K%lld_H%lld_R%lld_s%lld",
+                      p.name, k.name, static_cast<long long>(s.N), static_cast<long long>(s.C),
+                      static_cast<long long>(s.K), static_cast<long long>(s.H),
+                      static_cast<long long>(s.R), static_cast<long long>(s.stride));
+        benchmark::RegisterBenchmark(name, run, s, p.pass, k.sparsity)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

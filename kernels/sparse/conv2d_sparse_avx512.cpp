@@ -1,0 +1,272 @@
+// The AVX-512 float path of sparse conv2d for stride-1 convolutions (every 3x3 conv of a
+// ResNet-18 stage but the first of layers 2-4): no im2col at all.
+//
+// The "flat padded" layout. A task's g images are zero-padded to Hp x Wp and laid end to end
+// per channel: xp[c][n * Hp*Wp + h*Wp + w]. Then the input pixel that tap (r, s) of output
+// position o = n*Hp*Wp + p*Wp + q reads is xp[c][o + r*Wp + s]: for a fixed tap, consecutive
+// outputs read consecutive inputs. So every product is a sum of shifted contiguous vectors:
+//   forward:          yflat[k][o]  = sum over nonzeros (k; c,r,s) of w * xp[c][o + r*Wp + s]
+//   backward-data:    gxp[c][i]    = sum over nonzeros (k; c,r,s) of w * gyflat[k][i - r*Wp - s]
+//   backward-weight:  gw[k;c,r,s]  = sum_o gyflat[k][o] * xp[c][o + r*Wp + s]
+// Positions o with q >= Q or p >= P (the padding columns and rows) are computed and dropped
+// (forward), or hold zeros in gyflat so they add nothing (the two backward products). That
+// waste is 6% of the work at 32x32, 27% at 16x16... rising to 56% at 4x4; a task batches
+// small images so a task still has a few hundred positions.
+//
+// Forward and backward-data are one kernel (shifted_spmm): 64 positions in 4 registers,
+// one broadcast weight and 4 unaligned loads per nonzero, 4 independent FMA chains.
+// Backward-weight takes the nonzeros of a row 4 at a time so each gy vector loaded serves 4
+// FMAs, folds each dot product once per task, and sums per-thread partials in thread order.
+// Determinism: a fixed order everywhere for a given shape and thread count.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/check.h"
+#include "kernels/sparse/conv2d_sparse_internal.h"
+
+#if defined(__AVX512F__)
+
+namespace lethe::kernels::sparse_detail {
+
+namespace {
+
+int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+/// The geometry of a task: g images of the flat padded layout.
+struct Flat {
+  int64_t Hp, Wp, HpWp, g, L, lead, Lx, Lg;
+  Flat(const Conv2dShape& s, int64_t images) {
+    Hp = s.H + 2 * s.pad;
+    Wp = s.W + 2 * s.pad;
+    HpWp = Hp * Wp;
+    g = images;
+    L = round_up(g * HpWp, 16);                           // positions computed
+    lead = round_up((s.R - 1) * Wp + (s.S - 1), 16);      // the largest tap shift
+    Lx = L + lead + 64;                                   // xp row: reads reach o + shift
+    Lg = lead + L + 64;                                   // gyflat row: reads reach o - shift
+  }
+};
+
+int64_t images_per_task(const Conv2dShape& s) {
+  const int64_t HpWp = (s.H + 2 * s.pad) * (s.W + 2 * s.pad);
+  return std::min<int64_t>(std::max<int64_t>(s.N, 1), std::max<int64_t>(1, (256 + HpWp - 1) / HpWp));
+}
+
+template <typename T>
+T* scratch(int slot, int64_t n) {
+  thread_local std::vector<T> buf[4];
+  auto& b = buf[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+  return b.data();
+}
+
+/// xp[c * Lx + ...]: images n0 .. n0+g-1 of x, zero padded, end to end.
+void fill_xp(const Conv2dShape& s, const Flat& f, const float* x, int64_t n0, int64_t g, float* xp) {
+  std::memset(xp, 0, static_cast<size_t>(s.C * f.Lx) * sizeof(float));
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t n = 0; n < g; ++n) {
+      const float* src = x + ((n0 + n) * s.C + c) * s.H * s.W;
+      float* dst = xp + c * f.Lx + n * f.HpWp + s.pad * f.Wp + s.pad;
+      for (int64_t h = 0; h < s.H; ++h)
+        std::memcpy(dst + h * f.Wp, src + h * s.W, static_cast<size_t>(s.W) * sizeof(float));
+    }
+}
+
+/// gyflat[k * Lg + lead + o]: gy of images n0 .. n0+g-1 at the flat output positions, 0 at
+/// the padding positions and around.
+void fill_gyflat(const Conv2dShape& s, const Flat& f, const float* gy, int64_t n0, int64_t g,
+                 float* gyf) {
+  const int64_t P = s.P(), Q = s.Q();
+  std::memset(gyf, 0, static_cast<size_t>(s.K * f.Lg) * sizeof(float));
+  for (int64_t k = 0; k < s.K; ++k)
+    for (int64_t n = 0; n < g; ++n) {
+      const float* src = gy + ((n0 + n) * s.K + k) * P * Q;
+      float* dst = gyf + k * f.Lg + f.lead + n * f.HpWp;
+      for (int64_t p = 0; p < P; ++p)
+        std::memcpy(dst + p * f.Wp, src + p * Q, static_cast<size_t>(Q) * sizeof(float));
+    }
+}
+
+/// out[m * L + o] = sum over e in [ptr[m], ptr[m+1]) of val[e] * in[off[e] + o], o in [0, L),
+/// L a multiple of 16. Positions in blocks of 64 (4 accumulators), then a 16-wide tail.
+void shifted_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val,
+                  const int64_t* off, const float* in, float* out) {
+  int64_t o0 = 0;
+  for (; o0 + 64 <= L; o0 += 64)
+    for (int64_t m = 0; m < M; ++m) {
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t e = ptr[m]; e < ptr[m + 1]; ++e) {
+        const __m512 w = _mm512_set1_ps(val[e]);
+        const float* p = in + off[e] + o0;
+        a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p), a0);
+        a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 16), a1);
+        a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 32), a2);
+        a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 48), a3);
+      }
+      float* d = out + m * L + o0;
+      _mm512_storeu_ps(d, a0);
+      _mm512_storeu_ps(d + 16, a1);
+      _mm512_storeu_ps(d + 32, a2);
+      _mm512_storeu_ps(d + 48, a3);
+    }
+  for (; o0 < L; o0 += 16)
+    for (int64_t m = 0; m < M; ++m) {
+      __m512 a0 = _mm512_setzero_ps();
+      for (int64_t e = ptr[m]; e < ptr[m + 1]; ++e)
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(val[e]), _mm512_loadu_ps(in + off[e] + o0), a0);
+      _mm512_storeu_ps(out + m * L + o0, a0);
+    }
+}
+
+/// The parallel loop over tasks of g images.
+template <typename F>
+void for_each_task(const Conv2dShape& s, int64_t g, F&& body) {
+  const int64_t tasks = s.N == 0 ? 0 : (s.N + g - 1) / g;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tasks; ++t) body(t * g, std::min(g, s.N - t * g));
+}
+
+}  // namespace
+
+bool flat_ok(const Conv2dShape& s) {
+  if (s.stride != 1) return false;
+  const Flat f(s, images_per_task(s));
+  // Offsets are int64, but the buffers must stay a sane size per thread.
+  return s.C * f.Lx < (int64_t{1} << 28) && s.K * f.Lg < (int64_t{1} << 28);
+}
+
+void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
+                  const float* x, const float* bias, float* y) {
+  const int64_t g = images_per_task(s), RS = s.R * s.S, P = s.P(), Q = s.Q();
+  const Flat f0(s, g);
+  std::vector<int64_t> off(static_cast<size_t>(pat.nnz()));
+  for (int64_t i = 0; i < pat.nnz(); ++i) {
+    const int64_t j = pat.col_idx[static_cast<size_t>(i)], c = j / RS, r = (j / s.S) % s.R, q = j % s.S;
+    off[static_cast<size_t>(i)] = c * f0.Lx + r * f0.Wp + q;
+  }
+  for_each_task(s, g, [&](int64_t n0, int64_t gn) {
+    const Flat f(s, g);  // the layout of a full task; a short last task uses its first gn images
+    float* xp = scratch<float>(0, s.C * f.Lx);
+    float* yf = scratch<float>(1, s.K * f.L);
+    fill_xp(s, f, x, n0, gn, xp);
+    shifted_spmm(s.K, f.L, pat.row_ptr.data(), vals, off.data(), xp, yf);
+    for (int64_t k = 0; k < s.K; ++k) {
+      const float b = bias ? bias[k] : 0.f;
+      for (int64_t n = 0; n < gn; ++n)
+        for (int64_t p = 0; p < P; ++p) {
+          const float* src = yf + k * f.L + n * f.HpWp + p * f.Wp;
+          float* dst = y + ((n0 + n) * s.K + k) * P * Q + p * Q;
+          for (int64_t q = 0; q < Q; ++q) dst[q] = src[q] + b;
+        }
+    }
+  });
+}
+
+void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const float* tvals,
+                        const float* gy, float* gx) {
+  const int64_t g = images_per_task(s), RS = s.R * s.S;
+  const Flat f0(s, g);
+  // Row c of the transposed pattern: the CSC entries of columns c*RS .. c*RS + RS - 1.
+  std::vector<int64_t> ptr(static_cast<size_t>(s.C + 1)), off(static_cast<size_t>(pat.nnz()));
+  for (int64_t c = 0; c <= s.C; ++c) ptr[static_cast<size_t>(c)] = pat.t_ptr[static_cast<size_t>(c * RS)];
+  for (int64_t j = 0; j < pat.cols; ++j) {
+    const int64_t shift = ((j / s.S) % s.R) * f0.Wp + j % s.S;
+    for (int64_t e = pat.t_ptr[static_cast<size_t>(j)]; e < pat.t_ptr[static_cast<size_t>(j + 1)]; ++e)
+      off[static_cast<size_t>(e)] = pat.t_row[static_cast<size_t>(e)] * f0.Lg + f0.lead - shift;
+  }
+  for_each_task(s, g, [&](int64_t n0, int64_t gn) {
+    const Flat f(s, g);
+    float* gyf = scratch<float>(2, s.K * f.Lg);
+    float* gxp = scratch<float>(3, s.C * f.L);
+    fill_gyflat(s, f, gy, n0, gn, gyf);
+    shifted_spmm(s.C, f.L, ptr.data(), tvals, off.data(), gyf, gxp);
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t n = 0; n < gn; ++n)
+        for (int64_t h = 0; h < s.H; ++h)
+          std::memcpy(gx + ((n0 + n) * s.C + c) * s.H * s.W + h * s.W,
+                      gxp + c * f.L + n * f.HpWp + (h + s.pad) * f.Wp + s.pad,
+                      static_cast<size_t>(s.W) * sizeof(float));
+  });
+}
+
+namespace {
+
+// A pairwise fold through memory (GCC 12 warns falsely inside _mm512_reduce_add_ps); once per
+// dot product of a few hundred terms, so its cost does not show.
+float hsum(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  for (int width = 8; width > 0; width /= 2)
+    for (int l = 0; l < width; ++l) t[l] += t[l + width];
+  return t[0];
+}
+
+}  // namespace
+
+void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const float* x,
+                          const float* gy, float* partial_all, int nthreads) {
+  const int64_t g = images_per_task(s), RS = s.R * s.S, nnz = pat.nnz();
+  const Flat f0(s, g);
+  std::vector<int64_t> off(static_cast<size_t>(nnz));
+  for (int64_t i = 0; i < nnz; ++i) {
+    const int64_t j = pat.col_idx[static_cast<size_t>(i)], c = j / RS, r = (j / s.S) % s.R, q = j % s.S;
+    off[static_cast<size_t>(i)] = c * f0.Lx + r * f0.Wp + q;
+  }
+  const int64_t tasks = s.N == 0 ? 0 : (s.N + g - 1) / g;
+#pragma omp parallel num_threads(nthreads)
+  {
+    float* part = partial_all + omp_get_thread_num() * nnz;
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t n0 = t * g, gn = std::min(g, s.N - n0);
+      const Flat f(s, g);
+      float* xp = scratch<float>(0, s.C * f.Lx);
+      float* gyf = scratch<float>(2, s.K * f.Lg);
+      fill_xp(s, f, x, n0, gn, xp);
+      fill_gyflat(s, f, gy, n0, gn, gyf);
+      for (int64_t k = 0; k < s.K; ++k) {
+        const float* gk = gyf + k * f.Lg + f.lead;
+        int64_t i = pat.row_ptr[static_cast<size_t>(k)];
+        const int64_t i1 = pat.row_ptr[static_cast<size_t>(k + 1)];
+        for (; i + 4 <= i1; i += 4) {  // 4 nonzeros share each gy load
+          const float* p0 = xp + off[static_cast<size_t>(i)];
+          const float* p1 = xp + off[static_cast<size_t>(i + 1)];
+          const float* p2 = xp + off[static_cast<size_t>(i + 2)];
+          const float* p3 = xp + off[static_cast<size_t>(i + 3)];
+          __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+          for (int64_t o = 0; o < f.L; o += 16) {
+            const __m512 gv = _mm512_loadu_ps(gk + o);
+            a0 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p0 + o), a0);
+            a1 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p1 + o), a1);
+            a2 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p2 + o), a2);
+            a3 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p3 + o), a3);
+          }
+          part[i] += hsum(a0);
+          part[i + 1] += hsum(a1);
+          part[i + 2] += hsum(a2);
+          part[i + 3] += hsum(a3);
+        }
+        for (; i < i1; ++i) {
+          const float* p0 = xp + off[static_cast<size_t>(i)];
+          __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+          int64_t o = 0;
+          for (; o + 32 <= f.L; o += 32) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(gk + o), _mm512_loadu_ps(p0 + o), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(gk + o + 16), _mm512_loadu_ps(p0 + o + 16), a1);
+          }
+          for (; o < f.L; o += 16)
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(gk + o), _mm512_loadu_ps(p0 + o), a0);
+          part[i] += hsum(_mm512_add_ps(a0, a1));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace lethe::kernels::sparse_detail
+
+#endif  // __AVX512F__

@@ -1,0 +1,24 @@
+// Internals shared by kernels/sparse/conv2d_sparse.cpp (entry points, the generic im2col path
+// for any shape, float and double) and conv2d_sparse_avx512.cpp (the float stride-1 path
+// without im2col). Not a public header.
+#pragma once
+
+#include "kernels/sparse/conv2d_sparse.h"
+
+namespace lethe::kernels::sparse_detail {
+
+#if defined(__AVX512F__)
+/// The AVX-512 flat path takes this shape (stride 1).
+bool flat_ok(const Conv2dShape& s);
+/// vals: the weights at the CSR entries; tvals: at the CSC entries.
+void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
+                  const float* x, const float* bias, float* y);
+void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const float* tvals,
+                        const float* gy, float* gx);
+/// Adds each thread's share of gw at the CSR entries into partial[thread * nnz + i]
+/// (zeroed by the caller; `nthreads` threads).
+void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const float* x,
+                          const float* gy, float* partial, int nthreads);
+#endif
+
+}  // namespace lethe::kernels::sparse_detail
