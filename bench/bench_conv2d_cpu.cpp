@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
 
@@ -21,48 +22,12 @@ namespace {
 
 using lethe::kernels::Conv2dShape;
 
-// The ResNet-18 CIFAR conv layers, one entry per distinct shape (C, K, H, R, stride).
-struct Layer {
-  int64_t C, K, H, R, stride;
-};
-constexpr Layer kLayers[] = {
-    {3, 64, 32, 3, 1},                                          // stem
-    {64, 64, 32, 3, 1},                                         // layer1
-    {64, 128, 32, 3, 2},   {128, 128, 16, 3, 1}, {64, 128, 32, 1, 2},   // layer2
-    {128, 256, 16, 3, 2},  {256, 256, 8, 3, 1},  {128, 256, 16, 1, 2},  // layer3
-    {256, 512, 8, 3, 2},   {512, 512, 4, 3, 1},  {256, 512, 8, 1, 2},   // layer4
-};
+using lethe::bench::Layer;
+using lethe::bench::random_floats;
 constexpr int64_t kBatch = 32;
+Conv2dShape shape_of(const Layer& l) { return lethe::bench::shape_of(l, kBatch); }
 
-Conv2dShape shape_of(const Layer& l) {
-  Conv2dShape s;
-  s.N = kBatch;
-  s.C = l.C;
-  s.K = l.K;
-  s.H = s.W = l.H;
-  s.R = s.S = l.R;
-  s.stride = l.stride;
-  s.pad = l.R / 2;  // 3x3 pad 1, 1x1 pad 0
-  return s;
-}
-
-std::string shape_name(const Conv2dShape& s) {
-  // snprintf rather than string operator+ chains: GCC 12 -Wrestrict misfires on those.
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "N%lld_C%lld_K%lld_H%lld_R%lld_s%lld",
-                static_cast<long long>(s.N), static_cast<long long>(s.C),
-                static_cast<long long>(s.K), static_cast<long long>(s.H),
-                static_cast<long long>(s.R), static_cast<long long>(s.stride));
-  return buf;
-}
-
-std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
+using lethe::bench::shape_name;
 
 void report(benchmark::State& state, double flops) {
   // kIsIterationInvariantRate: (flops per iteration * iterations) / seconds. Counting in units
@@ -118,7 +83,7 @@ void register_all() {
                 {"BM_Conv2dBackwardWeight/cpu/", Pass::kBackwardWeight},
                 {"BM_Conv2dForward/openblas_gemm_only/", Pass::kGemmOnly}};
   for (const auto& p : passes)
-    for (const Layer& l : kLayers) {
+    for (const Layer& l : lethe::bench::kResNet18Layers) {
       const Conv2dShape s = shape_of(l);
       benchmark::RegisterBenchmark((std::string(p.name) + shape_name(s)).c_str(), run, s, p.pass)
           ->UseRealTime()
@@ -128,11 +93,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return lethe::bench::run_main(argc, argv, register_all); }

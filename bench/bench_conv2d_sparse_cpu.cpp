@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "kernels/conv2d.h"
 #include "kernels/sparse/conv2d_sparse.h"
 
@@ -22,36 +23,10 @@ namespace {
 
 using lethe::kernels::Conv2dShape;
 
-struct Layer {
-  int64_t C, K, H, R, stride;
-};
-constexpr Layer kLayers[] = {
-    {64, 64, 32, 3, 1},                                                  // layer1
-    {64, 128, 32, 3, 2},  {128, 128, 16, 3, 1}, {64, 128, 32, 1, 2},     // layer2
-    {128, 256, 16, 3, 2}, {256, 256, 8, 3, 1},  {128, 256, 16, 1, 2},    // layer3
-    {256, 512, 8, 3, 2},  {512, 512, 4, 3, 1},  {256, 512, 8, 1, 2},     // layer4
-};
+using lethe::bench::Layer;
+using lethe::bench::random_floats;
 constexpr int64_t kBatch = 32;
-
-Conv2dShape shape_of(const Layer& l) {
-  Conv2dShape s;
-  s.N = kBatch;
-  s.C = l.C;
-  s.K = l.K;
-  s.H = s.W = l.H;
-  s.R = s.S = l.R;
-  s.stride = l.stride;
-  s.pad = l.R / 2;
-  return s;
-}
-
-std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
+Conv2dShape shape_of(const Layer& l) { return lethe::bench::shape_of(l, kBatch); }
 
 enum class Pass { kForward, kBackwardData, kBackwardWeight };
 
@@ -116,15 +91,13 @@ void register_all() {
     double sparsity;
   } kinds[] = {{"dense", -1}, {"sparse90", 0.90}, {"sparse95", 0.95}, {"sparse99", 0.99}};
   for (const auto& p : passes)
-    for (const Layer& l : kLayers)
+    for (const Layer& l : lethe::bench::kResNet18Layers)
       for (const auto& k : kinds) {
         const Conv2dShape s = shape_of(l);
-        char name[128];
-        std::snprintf(name, sizeof name, "BM_SparseConv2d/%s/%s/N%lld_C%lld_K%lld_H%lld_R%lld_s%lld",
-                      p.name, k.name, static_cast<long long>(s.N), static_cast<long long>(s.C),
-                      static_cast<long long>(s.K), static_cast<long long>(s.H),
-                      static_cast<long long>(s.R), static_cast<long long>(s.stride));
-        benchmark::RegisterBenchmark(name, run, s, p.pass, k.sparsity)
+        char prefix[64];
+        std::snprintf(prefix, sizeof prefix, "BM_SparseConv2d/%s/%s/", p.name, k.name);
+        benchmark::RegisterBenchmark((prefix + lethe::bench::shape_name(s)).c_str(), run, s,
+                                     p.pass, k.sparsity)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
       }
@@ -132,11 +105,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return lethe::bench::run_main(argc, argv, register_all); }

@@ -93,11 +93,9 @@ struct LinearBackward : Node {
   }
 };
 
-}  // namespace
-
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride,
-              int64_t pad) {
-  const char* op = "conv2d";
+/// Checks the operands of a conv2d-like op and returns its shape.
+kernels::Conv2dShape conv2d_shape(const char* op, const Tensor& x, const Tensor& w,
+                                  const Tensor& bias, int64_t stride, int64_t pad) {
   check_defined(op, x, "input");
   check_like(op, x, w, "weight");
   LETHE_CHECK(x.dim() == 4 && w.dim() == 4, op, ": expected input [N,C,H,W] and weight ",
@@ -105,14 +103,23 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stri
   LETHE_CHECK(x.size(1) == w.size(1), op, ": input has ", x.size(1), " channels but weight ",
               shape_str(w.shape()), " expects ", w.size(1));
   LETHE_CHECK(stride >= 1 && pad >= 0, op, ": stride ", stride, " / pad ", pad, " invalid");
-  kernels::Conv2dShape s{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2),
-                         w.size(3), stride, pad};
+  const kernels::Conv2dShape s{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0),
+                               w.size(2), w.size(3), stride, pad};
   LETHE_CHECK(s.H + 2 * pad >= s.R && s.W + 2 * pad >= s.S, op, ": filter ",
               shape_str(w.shape()), " larger than padded input ", shape_str(x.shape()));
   if (bias.defined()) {
     check_like(op, x, bias, "bias");
     detail::check_shape(op, bias, {s.K}, "bias");
   }
+  return s;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride,
+              int64_t pad) {
+  const char* op = "conv2d";
+  const kernels::Conv2dShape s = conv2d_shape(op, x, w, bias, stride, pad);
   Tensor y = Tensor::empty({s.N, s.K, s.P(), s.Q()}, x.dtype(), x.device());
   on_device(op, x.device(), [&] {
     dispatch_float(op, x.dtype(), [&](auto t) {
@@ -133,23 +140,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stri
 Tensor conv2d_sparse(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride,
                      int64_t pad, std::shared_ptr<const kernels::SparsePattern> pattern) {
   const char* op = "conv2d_sparse";
-  check_defined(op, x, "input");
-  check_like(op, x, w, "weight");
+  const kernels::Conv2dShape s = conv2d_shape(op, x, w, bias, stride, pad);
   LETHE_CHECK(x.device().is_cpu(), op, ": the sparse kernels run on the CPU only, got ",
               x.device().str());
   LETHE_CHECK(pattern != nullptr, op, ": no sparsity pattern");
-  LETHE_CHECK(x.dim() == 4 && w.dim() == 4 && x.size(1) == w.size(1), op,
-              ": expected input [N,C,H,W] and weight [K,C,R,S], got ", shape_str(x.shape()),
-              " and ", shape_str(w.shape()));
-  LETHE_CHECK(stride >= 1 && pad >= 0, op, ": stride ", stride, " / pad ", pad, " invalid");
-  kernels::Conv2dShape s{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2),
-                         w.size(3), stride, pad};
-  LETHE_CHECK(s.H + 2 * pad >= s.R && s.W + 2 * pad >= s.S, op, ": filter ",
-              shape_str(w.shape()), " larger than padded input ", shape_str(x.shape()));
-  if (bias.defined()) {
-    check_like(op, x, bias, "bias");
-    detail::check_shape(op, bias, {s.K}, "bias");
-  }
   Tensor y = Tensor::empty({s.N, s.K, s.P(), s.Q()}, x.dtype(), x.device());
   dispatch_float(op, x.dtype(), [&](auto t) {
     using T = decltype(t);

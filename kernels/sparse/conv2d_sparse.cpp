@@ -67,9 +67,9 @@ bool sparse_conv2d_pays_off(const Conv2dShape& s, double density) {
   // dense side. The flat stride-1 path wastes more on small images (padding positions), the
   // im2col path pays for building the column block whatever the density.
 #if defined(__AVX512F__)
-  if (s.stride == 1) {
-    const int64_t hw = s.H * s.W;
-    const double limit = hw >= 1024 ? 0.3 : hw >= 256 ? 0.24 : hw >= 64 ? 0.17 : 0.1;
+  if (sparse_detail::flat_ok(s)) {
+    const int64_t pq = s.P() * s.Q();
+    const double limit = pq >= 1024 ? 0.3 : pq >= 256 ? 0.24 : pq >= 64 ? 0.17 : 0.1;
     return density <= limit;
   }
 #endif
@@ -77,6 +77,8 @@ bool sparse_conv2d_pays_off(const Conv2dShape& s, double density) {
 }
 
 namespace {
+
+using sparse_detail::scratch;
 
 constexpr int64_t kTW = 64;           // columns (output positions) per chunk
 constexpr int32_t kOff = -(1 << 28);  // input row of a padding column: always out of range
@@ -151,15 +153,6 @@ void gather_gy(const Conv2dShape& s, const T* gy, const Chunk& c, T* gyc) {
     T* row = gyc + k * kTW;
     for (int64_t t = 0; t < kTW; ++t) row[t] = t < c.count ? gy[c.out[t] + k * PQ] : T(0);
   }
-}
-
-/// The calling thread's scratch buffer `slot`, at least n elements.
-template <typename T>
-T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buf[3];
-  auto& b = buf[slot];
-  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
-  return b.data();
 }
 
 /// vals[i] = w at the i-th nonzero (CSR order).

@@ -1,14 +1,18 @@
-// The AVX-512 float path of sparse conv2d for stride-1 convolutions (every 3x3 conv of a
-// ResNet-18 stage but the first of layers 2-4): no im2col at all.
+// The AVX-512 float path of sparse conv2d: no im2col at all.
 //
-// The "flat padded" layout. A task's g images are zero-padded to Hp x Wp and laid end to end
-// per channel: xp[c][n * Hp*Wp + h*Wp + w]. Then the input pixel that tap (r, s) of output
-// position o = n*Hp*Wp + p*Wp + q reads is xp[c][o + r*Wp + s]: for a fixed tap, consecutive
-// outputs read consecutive inputs. So every product is a sum of shifted contiguous vectors:
-//   forward:          yflat[k][o]  = sum over nonzeros (k; c,r,s) of w * xp[c][o + r*Wp + s]
-//   backward-data:    gxp[c][i]    = sum over nonzeros (k; c,r,s) of w * gyflat[k][i - r*Wp - s]
-//   backward-weight:  gw[k;c,r,s]  = sum_o gyflat[k][o] * xp[c][o + r*Wp + s]
-// Positions o with q >= Q or p >= P (the padding columns and rows) are computed and dropped
+// The "flat padded" layout. A task's g images are zero-padded to (H+2pad) x (W+2pad). With
+// stride st each padded channel plane is split into st*st phase planes, phase (a, b) holding
+// the pixels at rows a, a+st, ... and columns b, b+st, ...; each phase plane is Hp x Wp
+// (ceil of the padded size / st) and the g images' planes lie end to end:
+//   xp[(c*st + a)*st + b][n*Hp*Wp + i*Wp + j] = xpad[n][c][st*i + a][st*j + b].
+// Then the input pixel that tap (r, s) of output position o = n*Hp*Wp + p*Wp + q reads is
+//   xp[(c*st + r%st)*st + s%st][o + (r/st)*Wp + s/st]:
+// for a fixed tap, consecutive outputs read consecutive inputs, at any stride (stride 1: one
+// phase, the padded plane itself). So every product is a sum of shifted contiguous vectors:
+//   forward:          yflat[k][o]  = sum over nonzeros (k; c,r,s) of w * xp[tap plane][o + shift]
+//   backward-data:    gxp[plane][i] = sum over nonzeros of w * gyflat[k][i - shift]
+//   backward-weight:  gw[k;c,r,s]  = sum_o gyflat[k][o] * xp[tap plane][o + shift]
+// Positions o with q >= Q or p >= P (padding columns and rows) are computed and dropped
 // (forward), or hold zeros in gyflat so they add nothing (the two backward products). That
 // waste is 6% of the work at 32x32, 27% at 16x16... rising to 56% at 4x4; a task batches
 // small images so a task still has a few hundred positions.
@@ -38,41 +42,49 @@ int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 /// The geometry of a task: g images of the flat padded layout.
 struct Flat {
-  int64_t Hp, Wp, HpWp, g, L, lead, Lx, Lg;
+  int64_t st, phases, Hp, Wp, HpWp, g, L, lead, Lx, Lg;
   Flat(const Conv2dShape& s, int64_t images) {
-    Hp = s.H + 2 * s.pad;
-    Wp = s.W + 2 * s.pad;
+    st = s.stride;
+    phases = st * st;
+    Hp = (s.H + 2 * s.pad + st - 1) / st;  // one phase plane
+    Wp = (s.W + 2 * s.pad + st - 1) / st;
     HpWp = Hp * Wp;
     g = images;
-    L = round_up(g * HpWp, 16);                           // positions computed
-    lead = round_up((s.R - 1) * Wp + (s.S - 1), 16);      // the largest tap shift
-    Lx = L + lead + 64;                                   // xp row: reads reach o + shift
-    Lg = lead + L + 64;                                   // gyflat row: reads reach o - shift
+    L = round_up(g * HpWp, 16);                                       // positions computed
+    lead = round_up(((s.R - 1) / st) * Wp + (s.S - 1) / st, 16);      // the largest tap shift
+    Lx = L + lead + 64;                                               // xp row: reads reach o + shift
+    Lg = lead + L + 64;                                               // gyflat row: reads reach o - shift
   }
+  /// The xp plane of channel c that tap (r, s) reads, and the shift within it.
+  int64_t plane(int64_t c, int64_t r, int64_t s) const { return (c * st + r % st) * st + s % st; }
+  int64_t shift(int64_t r, int64_t s) const { return (r / st) * Wp + s / st; }
 };
 
 int64_t images_per_task(const Conv2dShape& s) {
-  const int64_t HpWp = (s.H + 2 * s.pad) * (s.W + 2 * s.pad);
+  const int64_t HpWp = Flat(s, 1).HpWp;
   return std::min<int64_t>(std::max<int64_t>(s.N, 1), std::max<int64_t>(1, (256 + HpWp - 1) / HpWp));
 }
 
-template <typename T>
-T* scratch(int slot, int64_t n) {
-  thread_local std::vector<T> buf[4];
-  auto& b = buf[slot];
-  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
-  return b.data();
-}
-
-/// xp[c * Lx + ...]: images n0 .. n0+g-1 of x, zero padded, end to end.
+/// xp[plane * Lx + ...]: images n0 .. n0+g-1 of x, zero padded, split into phase planes.
 void fill_xp(const Conv2dShape& s, const Flat& f, const float* x, int64_t n0, int64_t g, float* xp) {
-  std::memset(xp, 0, static_cast<size_t>(s.C * f.Lx) * sizeof(float));
+  std::memset(xp, 0, static_cast<size_t>(s.C * f.phases * f.Lx) * sizeof(float));
   for (int64_t c = 0; c < s.C; ++c)
     for (int64_t n = 0; n < g; ++n) {
       const float* src = x + ((n0 + n) * s.C + c) * s.H * s.W;
-      float* dst = xp + c * f.Lx + n * f.HpWp + s.pad * f.Wp + s.pad;
-      for (int64_t h = 0; h < s.H; ++h)
-        std::memcpy(dst + h * f.Wp, src + h * s.W, static_cast<size_t>(s.W) * sizeof(float));
+      if (f.st == 1) {
+        float* dst = xp + c * f.Lx + n * f.HpWp + s.pad * f.Wp + s.pad;
+        for (int64_t h = 0; h < s.H; ++h)
+          std::memcpy(dst + h * f.Wp, src + h * s.W, static_cast<size_t>(s.W) * sizeof(float));
+        continue;
+      }
+      for (int64_t h = 0; h < s.H; ++h) {
+        const int64_t hh = h + s.pad;
+        for (int64_t w = 0; w < s.W; ++w) {
+          const int64_t ww = w + s.pad;
+          xp[f.plane(c, hh, ww) * f.Lx + n * f.HpWp + (hh / f.st) * f.Wp + ww / f.st] =
+              src[h * s.W + w];
+        }
+      }
     }
 }
 
@@ -133,10 +145,12 @@ void for_each_task(const Conv2dShape& s, int64_t g, F&& body) {
 }  // namespace
 
 bool flat_ok(const Conv2dShape& s) {
-  if (s.stride != 1) return false;
+  // A strided 1x1 conv reads one phase plane of four: splitting costs more than the product
+  // (measured: 2.5 ms vs 0.9 dense for the layer2 shortcut); the im2col path takes it.
+  if (s.stride > 1 && s.R * s.S == 1) return false;
   const Flat f(s, images_per_task(s));
-  // Offsets are int64, but the buffers must stay a sane size per thread.
-  return s.C * f.Lx < (int64_t{1} << 28) && s.K * f.Lg < (int64_t{1} << 28);
+  // The per-thread buffers must stay a sane size.
+  return s.C * f.phases * f.Lx < (int64_t{1} << 28) && s.K * f.Lg < (int64_t{1} << 28);
 }
 
 void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
@@ -146,11 +160,11 @@ void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* v
   std::vector<int64_t> off(static_cast<size_t>(pat.nnz()));
   for (int64_t i = 0; i < pat.nnz(); ++i) {
     const int64_t j = pat.col_idx[static_cast<size_t>(i)], c = j / RS, r = (j / s.S) % s.R, q = j % s.S;
-    off[static_cast<size_t>(i)] = c * f0.Lx + r * f0.Wp + q;
+    off[static_cast<size_t>(i)] = f0.plane(c, r, q) * f0.Lx + f0.shift(r, q);
   }
   for_each_task(s, g, [&](int64_t n0, int64_t gn) {
     const Flat f(s, g);  // the layout of a full task; a short last task uses its first gn images
-    float* xp = scratch<float>(0, s.C * f.Lx);
+    float* xp = scratch<float>(0, s.C * f.phases * f.Lx);
     float* yf = scratch<float>(1, s.K * f.L);
     fill_xp(s, f, x, n0, gn, xp);
     shifted_spmm(s.K, f.L, pat.row_ptr.data(), vals, off.data(), xp, yf);
@@ -168,28 +182,50 @@ void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* v
 
 void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const float* tvals,
                         const float* gy, float* gx) {
-  const int64_t g = images_per_task(s), RS = s.R * s.S;
+  const int64_t g = images_per_task(s), RS = s.R * s.S, nnz = pat.nnz();
   const Flat f0(s, g);
-  // Row c of the transposed pattern: the CSC entries of columns c*RS .. c*RS + RS - 1.
-  std::vector<int64_t> ptr(static_cast<size_t>(s.C + 1)), off(static_cast<size_t>(pat.nnz()));
-  for (int64_t c = 0; c <= s.C; ++c) ptr[static_cast<size_t>(c)] = pat.t_ptr[static_cast<size_t>(c * RS)];
+  // Rows of the transposed product: the xp planes (c, a, b). Each CSC entry (k; c, r, s)
+  // goes to plane f.plane(c, r, s), at shift -f.shift(r, s) in gyflat; a counting sort over
+  // the planes keeps the CSC order within each.
+  const int64_t M = s.C * f0.phases;
+  std::vector<int64_t> ptr(static_cast<size_t>(M + 1), 0), off(static_cast<size_t>(nnz));
+  std::vector<float> val(static_cast<size_t>(nnz));
+  auto plane_of = [&](int64_t j) { return f0.plane(j / RS, (j / s.S) % s.R, j % s.S); };
+  for (int64_t j = 0; j < pat.cols; ++j)
+    ptr[static_cast<size_t>(plane_of(j) + 1)] += pat.t_ptr[static_cast<size_t>(j + 1)] - pat.t_ptr[static_cast<size_t>(j)];
+  for (int64_t m = 0; m < M; ++m) ptr[static_cast<size_t>(m + 1)] += ptr[static_cast<size_t>(m)];
+  std::vector<int64_t> next(ptr.begin(), ptr.end() - 1);
   for (int64_t j = 0; j < pat.cols; ++j) {
-    const int64_t shift = ((j / s.S) % s.R) * f0.Wp + j % s.S;
-    for (int64_t e = pat.t_ptr[static_cast<size_t>(j)]; e < pat.t_ptr[static_cast<size_t>(j + 1)]; ++e)
-      off[static_cast<size_t>(e)] = pat.t_row[static_cast<size_t>(e)] * f0.Lg + f0.lead - shift;
+    const int64_t shift = f0.shift((j / s.S) % s.R, j % s.S);
+    int64_t& d = next[static_cast<size_t>(plane_of(j))];
+    for (int64_t e = pat.t_ptr[static_cast<size_t>(j)]; e < pat.t_ptr[static_cast<size_t>(j + 1)]; ++e, ++d) {
+      off[static_cast<size_t>(d)] = pat.t_row[static_cast<size_t>(e)] * f0.Lg + f0.lead - shift;
+      val[static_cast<size_t>(d)] = tvals[e];
+    }
   }
   for_each_task(s, g, [&](int64_t n0, int64_t gn) {
     const Flat f(s, g);
     float* gyf = scratch<float>(2, s.K * f.Lg);
-    float* gxp = scratch<float>(3, s.C * f.L);
+    float* gxp = scratch<float>(3, M * f.L);
     fill_gyflat(s, f, gy, n0, gn, gyf);
-    shifted_spmm(s.C, f.L, ptr.data(), tvals, off.data(), gyf, gxp);
+    shifted_spmm(M, f.L, ptr.data(), val.data(), off.data(), gyf, gxp);
     for (int64_t c = 0; c < s.C; ++c)
-      for (int64_t n = 0; n < gn; ++n)
-        for (int64_t h = 0; h < s.H; ++h)
-          std::memcpy(gx + ((n0 + n) * s.C + c) * s.H * s.W + h * s.W,
-                      gxp + c * f.L + n * f.HpWp + (h + s.pad) * f.Wp + s.pad,
-                      static_cast<size_t>(s.W) * sizeof(float));
+      for (int64_t n = 0; n < gn; ++n) {
+        float* dst = gx + ((n0 + n) * s.C + c) * s.H * s.W;
+        for (int64_t h = 0; h < s.H; ++h) {
+          const int64_t hh = h + s.pad;
+          if (f.st == 1) {
+            std::memcpy(dst + h * s.W, gxp + c * f.L + n * f.HpWp + hh * f.Wp + s.pad,
+                        static_cast<size_t>(s.W) * sizeof(float));
+            continue;
+          }
+          for (int64_t w = 0; w < s.W; ++w) {
+            const int64_t ww = w + s.pad;
+            dst[h * s.W + w] =
+                gxp[f.plane(c, hh, ww) * f.L + n * f.HpWp + (hh / f.st) * f.Wp + ww / f.st];
+          }
+        }
+      }
   });
 }
 
@@ -214,7 +250,7 @@ void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const 
   std::vector<int64_t> off(static_cast<size_t>(nnz));
   for (int64_t i = 0; i < nnz; ++i) {
     const int64_t j = pat.col_idx[static_cast<size_t>(i)], c = j / RS, r = (j / s.S) % s.R, q = j % s.S;
-    off[static_cast<size_t>(i)] = c * f0.Lx + r * f0.Wp + q;
+    off[static_cast<size_t>(i)] = f0.plane(c, r, q) * f0.Lx + f0.shift(r, q);
   }
   const int64_t tasks = s.N == 0 ? 0 : (s.N + g - 1) / g;
 #pragma omp parallel num_threads(nthreads)
@@ -224,7 +260,7 @@ void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const 
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t n0 = t * g, gn = std::min(g, s.N - n0);
       const Flat f(s, g);
-      float* xp = scratch<float>(0, s.C * f.Lx);
+      float* xp = scratch<float>(0, s.C * f.phases * f.Lx);
       float* gyf = scratch<float>(2, s.K * f.Lg);
       fill_xp(s, f, x, n0, gn, xp);
       fill_gyflat(s, f, gy, n0, gn, gyf);

@@ -3,9 +3,22 @@
 // without im2col). Not a public header.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "kernels/sparse/conv2d_sparse.h"
 
 namespace lethe::kernels::sparse_detail {
+
+/// The calling thread's scratch buffer `slot` (0..3), at least n elements; reused across
+/// calls, so a pointer is only good until the next call with the same slot.
+template <typename T>
+T* scratch(int slot, int64_t n) {
+  thread_local std::vector<T> buf[4];
+  auto& b = buf[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+  return b.data();
+}
 
 #if defined(__AVX512F__)
 /// The AVX-512 flat path takes this shape (stride 1).
