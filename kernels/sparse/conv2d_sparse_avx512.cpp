@@ -134,6 +134,17 @@ void shifted_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val,
     }
 }
 
+/// For each CSR entry (k; c, r, s): where in xp the tap's inputs start (plane and shift).
+std::vector<int64_t> tap_offsets(const Conv2dShape& s, const SparsePattern& pat, const Flat& f) {
+  const int64_t RS = s.R * s.S;
+  std::vector<int64_t> off(static_cast<size_t>(pat.nnz()));
+  for (int64_t i = 0; i < pat.nnz(); ++i) {
+    const int64_t j = pat.col_idx[static_cast<size_t>(i)], c = j / RS, r = (j / s.S) % s.R, q = j % s.S;
+    off[static_cast<size_t>(i)] = f.plane(c, r, q) * f.Lx + f.shift(r, q);
+  }
+  return off;
+}
+
 /// The parallel loop over tasks of g images.
 template <typename F>
 void for_each_task(const Conv2dShape& s, int64_t g, F&& body) {
@@ -155,15 +166,11 @@ bool flat_ok(const Conv2dShape& s) {
 
 void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
                   const float* x, const float* bias, float* y) {
-  const int64_t g = images_per_task(s), RS = s.R * s.S, P = s.P(), Q = s.Q();
+  const int64_t g = images_per_task(s), P = s.P(), Q = s.Q();
   const Flat f0(s, g);
-  std::vector<int64_t> off(static_cast<size_t>(pat.nnz()));
-  for (int64_t i = 0; i < pat.nnz(); ++i) {
-    const int64_t j = pat.col_idx[static_cast<size_t>(i)], c = j / RS, r = (j / s.S) % s.R, q = j % s.S;
-    off[static_cast<size_t>(i)] = f0.plane(c, r, q) * f0.Lx + f0.shift(r, q);
-  }
+  const std::vector<int64_t> off = tap_offsets(s, pat, f0);
   for_each_task(s, g, [&](int64_t n0, int64_t gn) {
-    const Flat f(s, g);  // the layout of a full task; a short last task uses its first gn images
+    const Flat& f = f0;  // a short last task uses the first gn images of the full layout
     float* xp = scratch<float>(0, s.C * f.phases * f.Lx);
     float* yf = scratch<float>(1, s.K * f.L);
     fill_xp(s, f, x, n0, gn, xp);
@@ -204,7 +211,7 @@ void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const fl
     }
   }
   for_each_task(s, g, [&](int64_t n0, int64_t gn) {
-    const Flat f(s, g);
+    const Flat& f = f0;
     float* gyf = scratch<float>(2, s.K * f.Lg);
     float* gxp = scratch<float>(3, M * f.L);
     fill_gyflat(s, f, gy, n0, gn, gyf);
@@ -245,13 +252,9 @@ float hsum(__m512 v) {
 
 void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const float* x,
                           const float* gy, float* partial_all, int nthreads) {
-  const int64_t g = images_per_task(s), RS = s.R * s.S, nnz = pat.nnz();
+  const int64_t g = images_per_task(s), nnz = pat.nnz();
   const Flat f0(s, g);
-  std::vector<int64_t> off(static_cast<size_t>(nnz));
-  for (int64_t i = 0; i < nnz; ++i) {
-    const int64_t j = pat.col_idx[static_cast<size_t>(i)], c = j / RS, r = (j / s.S) % s.R, q = j % s.S;
-    off[static_cast<size_t>(i)] = f0.plane(c, r, q) * f0.Lx + f0.shift(r, q);
-  }
+  const std::vector<int64_t> off = tap_offsets(s, pat, f0);
   const int64_t tasks = s.N == 0 ? 0 : (s.N + g - 1) / g;
 #pragma omp parallel num_threads(nthreads)
   {
@@ -259,7 +262,7 @@ void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const 
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t n0 = t * g, gn = std::min(g, s.N - n0);
-      const Flat f(s, g);
+      const Flat& f = f0;
       float* xp = scratch<float>(0, s.C * f.phases * f.Lx);
       float* gyf = scratch<float>(2, s.K * f.Lg);
       fill_xp(s, f, x, n0, gn, xp);
