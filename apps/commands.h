@@ -17,6 +17,8 @@ int cmd_bench(const std::vector<std::string>& args);
 int cmd_prune(const std::vector<std::string>& args);
 int cmd_unlearn(const std::vector<std::string>& args);
 int cmd_pipeline(const std::vector<std::string>& args);
+int cmd_backdoor(const std::vector<std::string>& args);
+int cmd_transfer(const std::vector<std::string>& args);
 
 /// The data a command works on: the training images, the test images, and the seeded
 /// train/validation split (optionally cut to the first `train-limit` training images).

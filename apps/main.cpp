@@ -18,6 +18,8 @@ const char* kUsage =
     "  prune      prune a model (omp, imp, synflow, random) and retrain it with the mask\n"
     "  unlearn    unlearn a forget set (retrain, ft, ga, rl, ff, iu, l1) and evaluate it\n"
     "  pipeline   the whole experiment: dense -> prune -> unlearn -> results table\n"
+    "  backdoor   backdoor cleansing: poison, train, prune, unlearn the poisoned images\n"
+    "  transfer   transfer a (sparse, unlearned) source model to a new task\n"
     "  eval       accuracy of a checkpoint per split\n"
     "  download   fetch CIFAR-10 / CIFAR-100 (checksum verified)\n"
     "  bench      training-step throughput (the protocol of pytorch_baseline.py)\n"
@@ -46,6 +48,8 @@ int main(int argc, char** argv) {
     if (sub == "prune") return lethe::cli::cmd_prune(args);
     if (sub == "unlearn") return lethe::cli::cmd_unlearn(args);
     if (sub == "pipeline") return lethe::cli::cmd_pipeline(args);
+    if (sub == "backdoor") return lethe::cli::cmd_backdoor(args);
+    if (sub == "transfer") return lethe::cli::cmd_transfer(args);
     if (sub == "eval") return lethe::cli::cmd_eval(args);
     if (sub == "download") return lethe::cli::cmd_download(args);
     if (sub == "bench") return lethe::cli::cmd_bench(args);

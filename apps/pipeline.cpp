@@ -1,14 +1,12 @@
-// The stages of `lethe pipeline` and their on-disk cache (apps/pipeline.h).
+// The stages of `lethe pipeline` (apps/pipeline.h); the cache itself is apps/stages.h's.
 #include "apps/pipeline.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "apps/options.h"
 #include "apps/report.h"
+#include "apps/stages.h"
 #include "framework/atomic_file.h"
 #include "framework/rng.h"
 #include "framework/version.h"
@@ -23,102 +21,6 @@ namespace lethe::cli {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-std::string stable_hash(const std::string& text) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-namespace {
-
-/// A stage's folder, named by what it is and the hash of everything that defines it.
-struct Stage {
-  std::string name, hash, dir;
-  std::string file(const std::string& f) const { return (fs::path(dir) / f).string(); }
-  bool done() const { return fs::exists(file("done.json")); }
-  json result() const {
-    std::ifstream in(file("done.json"));
-    return json::parse(in);
-  }
-  /// Records the stage as finished: its key and result, atomically and last.
-  void finish(const json& key, const json& result) const {
-    write_text_atomic(file("done.json"), json{{"key", key}, {"result", result}}.dump(2) + "\n");
-  }
-};
-
-Stage make_stage(const std::string& out, const std::string& name, const json& key) {
-  Stage s;
-  s.name = name;
-  s.hash = stable_hash(key.dump()).substr(0, 12);
-  s.dir = (fs::path(out) / "stages" / (name + "-" + s.hash)).string();
-  return s;
-}
-
-/// "[pipeline] stage k/N: ..." with elapsed time and an ETA from the computed stages' mean.
-class Progress {
- public:
-  Progress(int64_t total, bool quiet) : total_(total), quiet_(quiet) {}
-  void begin(const std::string& what, bool cached) {
-    ++index_;
-    if (quiet_) return;
-    const double el = clock_.seconds();
-    std::string eta = "?";
-    if (computed_ > 0) {
-      const double rest = (computed_s_ / computed_) * static_cast<double>(total_ - index_ + 1);
-      // Appended, not "~" + string: GCC 12 warns falsely (-Wrestrict) on that operator+.
-      eta.assign(1, '~');
-      eta += minutes(rest);
-    }
-    std::fprintf(stderr, "[pipeline] stage %lld/%lld: %s%s (elapsed %s, ETA %s)\n",
-                 static_cast<long long>(index_), static_cast<long long>(total_), what.c_str(),
-                 cached ? " [cached]" : " ...", minutes(el).c_str(), eta.c_str());
-  }
-  void computed(double seconds) {
-    ++computed_;
-    computed_s_ += seconds;
-  }
-  int64_t n_computed() const { return computed_; }
-  int64_t n_seen() const { return index_; }
-
- private:
-  static std::string minutes(double s) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-    return buf;
-  }
-  int64_t total_, index_ = 0, computed_ = 0;
-  double computed_s_ = 0;
-  bool quiet_;
-  unlearn::Stopwatch clock_;
-};
-
-/// The dense / pruning training recipe from the config, over `epochs`.
-train::TrainOptions recipe(const Config& cfg, int64_t epochs) {
-  train::TrainOptions o = training_recipe(cfg);
-  o.epochs = epochs;
-  return o;
-}
-
-json recipe_json(const train::TrainOptions& o) {
-  return {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"lr", o.sgd.lr},
-          {"momentum", o.sgd.momentum}, {"weight_decay", o.sgd.weight_decay},
-          {"nesterov", o.sgd.nesterov}, {"lr_schedule", o.lr_schedule},
-          {"label_smoothing", o.label_smoothing}, {"augment", o.augment}, {"seed", o.seed}};
-}
-
-/// Test accuracy of a checkpoint (masks installed).
-double test_accuracy(const std::string& path, const DataBundle& d) {
-  const unlearn::TrainedModel tm = unlearn::load_trained_model(path);
-  return train::evaluate(*tm.model, d.test, d.test_idx).accuracy;
-}
-
-}  // namespace
 
 PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json& settings) {
   const std::string out = cfg.get_string("out", "runs/pipeline");
@@ -179,61 +81,19 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
   Progress progress(run.stages_total, quiet);
   const std::string started = now_iso8601();
 
+  const StageData sd{d.train, d.train_idx, d.val_idx, d.test, d.test_idx};
   // ---- dense training --------------------------------------------------------------------
   train::TrainOptions dense_o = recipe(cfg, cfg.get_int("epochs", 20));
-  dense_o.metadata = meta;
-  dense_o.snapshot_epoch = rewind;
-  const json dense_key = {{"stage", "dense"}, {"data", data_key}, {"model", model_key},
-                          {"recipe", recipe_json(dense_o)}, {"snapshot_epoch", rewind}};
-  const Stage dense = make_stage(out, "dense", dense_key);
-  progress.begin("dense training (" + std::to_string(dense_o.epochs) + " epochs)", dense.done());
-  if (!dense.done()) {
-    unlearn::Stopwatch sw;
-    fs::create_directories(dense.dir);
-    Generator init_gen(model_seed, 0);
-    auto model = models::make_model(spec, init_gen);
-    dense_o.out_dir = dense.dir;
-    dense_o.resume = fs::exists(dense.file("last.safetensors"));
-    const train::TrainResult tr = train::fit(*model, d.train, d.train_idx, d.train, d.val_idx,
-                                             dense_o);
-    LETHE_CHECK(tr.finished, "dense training stopped early");
-    double best_val = -1;
-    for (const auto& e : tr.history) best_val = std::max(best_val, e.val_acc);
-    dense.finish(dense_key, {{"test_acc_best", test_accuracy(dense.file("best.safetensors"), d)},
-                             {"test_acc_last", test_accuracy(dense.file("last.safetensors"), d)},
-                             {"best_val_acc", best_val}, {"seconds", sw.seconds()}});
-    progress.computed(sw.seconds());
-  }
+  const Stage dense = dense_stage(out, "dense", data_key, model_key, spec, model_seed, meta,
+                                  dense_o, rewind, sd, progress);
   const json dense_res = dense.result()["result"];
 
   // ---- OMP pruning -------------------------------------------------------------------------
-  prune::PipelineOptions po;
-  po.method = "omp";
-  po.rate = cfg.get_double("rate", 0.95);
-  po.rewind_epoch = rewind;
-  po.seed = model_seed;
-  po.train = recipe(cfg, cfg.get_int("prune-epochs", cfg.get_int("epochs", 20)));
-  po.train.metadata = meta;
-  const json prune_key = {{"stage", "prune"}, {"dense", dense.hash}, {"method", po.method},
-                          {"rate", po.rate}, {"rewind_epoch", rewind},
-                          {"recipe", recipe_json(po.train)}};
-  const Stage sparse = make_stage(out, "prune", prune_key);
-  progress.begin("OMP pruning to " + std::to_string(100.0 * po.rate).substr(0, 5) + "% (" +
-                     std::to_string(po.train.epochs) + " epochs)", sparse.done());
-  if (!sparse.done()) {
-    unlearn::Stopwatch sw;
-    fs::create_directories(sparse.dir);
-    po.out_dir = sparse.dir;
-    po.dense_dir = dense.dir;
-    po.resume = true;  // continues an interrupted retraining; a fresh folder starts from scratch
-    const prune::PipelineResult pr =
-        prune::run_pipeline(spec, d.train, d.train_idx, d.train, d.val_idx, po);
-    LETHE_CHECK(pr.finished, "pruning stopped early");
-    const double sp = prune::sparsity_report(*pr.model).sparsity();
-    sparse.finish(prune_key, {{"test_acc_last", test_accuracy(sparse.file("last.safetensors"), d)},
-                              {"sparsity", sp}, {"seconds", sw.seconds()}});
-    progress.computed(sw.seconds());
-  }
+  const double rate = cfg.get_double("rate", 0.95);
+  const train::TrainOptions prune_o =
+      recipe(cfg, cfg.get_int("prune-epochs", cfg.get_int("epochs", 20)));
+  const Stage sparse = omp_stage(out, "prune", dense, spec, model_seed, meta, rate, rewind,
+                                 prune_o, sd, progress);
   const json sparse_res = sparse.result()["result"];
 
   // ---- unlearning + evaluation -------------------------------------------------------------
@@ -328,8 +188,8 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
       {"seeds", seeds},
       {"dense", {{"stage", dense.dir}, {"model", model_key}, {"recipe", recipe_json(dense_o)},
                  {"result", dense_res}}},
-      {"sparse", {{"stage", sparse.dir}, {"method", po.method}, {"rate", po.rate},
-                  {"rewind_epoch", rewind}, {"recipe", recipe_json(po.train)},
+      {"sparse", {{"stage", sparse.dir}, {"method", "omp"}, {"rate", rate},
+                  {"rewind_epoch", rewind}, {"recipe", recipe_json(prune_o)},
                   {"result", sparse_res}}},
       {"stages", {{"total", run.stages_total}, {"computed", run.stages_computed},
                   {"cached", run.stages_cached}}},

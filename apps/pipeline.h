@@ -14,6 +14,7 @@
 #include <string>
 
 #include "apps/commands.h"
+#include "apps/stages.h"
 #include "framework/config.h"
 
 namespace lethe::cli {
@@ -29,8 +30,5 @@ struct PipelineRun {
 /// Runs (or resumes) the experiment that `cfg` (cmd_pipeline's keys) describes on `d`, with
 /// every stage under cfg["out"]/stages. `settings` is apply_settings' JSON (for the results).
 PipelineRun run_experiment(const Config& cfg, const DataBundle& d, const nlohmann::json& settings);
-
-/// 64-bit FNV-1a of `text` as 16 hex digits: the stage-folder hash (stable across builds).
-std::string stable_hash(const std::string& text);
 
 }  // namespace lethe::cli

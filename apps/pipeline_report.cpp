@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "apps/report.h"
 #include "framework/atomic_file.h"
 
 namespace lethe::cli {
@@ -35,11 +36,7 @@ struct Stat {
   }
 };
 
-std::string fmt(double v, int prec = 2) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
+std::string fmt(double v, int prec = 2) { return fmt_fixed(v, prec); }
 
 }  // namespace
 
@@ -153,11 +150,7 @@ std::string results_csv(const json& results) {
 }
 
 bool write_plot(const std::string& dir, const json& results) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    std::fprintf(stderr, "[pipeline] warning: gnuplot not found; results.png skipped (install "
-                         "gnuplot-nox, e.g. scripts/install_deps.sh)\n");
-    return false;
-  }
+  if (!gnuplot_available("pipeline")) return false;
   const json rows = summarize_runs(results);
   const std::vector<std::string> scenarios = results["scenarios"].get<std::vector<std::string>>();
   // One data file per scenario: method, then dense and sparse gap per metric.
@@ -200,16 +193,7 @@ bool write_plot(const std::string& dir, const json& results) {
          << "'#4477aa', '' using " << 3 + 2 * k << " title 'sparse' lc rgb '#ee6677'\n";
   }
   gp << "unset multiplot\n";
-  const std::string gp_path = (fs::path(dir) / "results.gp").string();
-  write_text_atomic(gp_path, gp.str());
-  const std::string cmd = "gnuplot '" + gp_path + "' 2>'" +
-                          (fs::path(dir) / "gnuplot.log").string() + "'";
-  if (std::system(cmd.c_str()) != 0) {
-    std::fprintf(stderr, "[pipeline] warning: gnuplot failed (see %s/gnuplot.log); "
-                         "results.png skipped\n", dir.c_str());
-    return false;
-  }
-  return true;
+  return run_gnuplot(dir, "results", gp.str(), "pipeline");
 }
 
 }  // namespace lethe::cli

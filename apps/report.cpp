@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -69,6 +71,39 @@ void write_results(const std::string& dir, const nlohmann::json& results,
   write_text_atomic((std::filesystem::path(dir) / "results.json").string(),
                     results.dump(2) + "\n");
   write_text_atomic((std::filesystem::path(dir) / "summary.md").string(), markdown);
+}
+
+std::string fmt_fixed(double v, int prec) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+  return buf;
+}
+
+bool gnuplot_available(const std::string& tag) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) return true;
+  std::fprintf(stderr, "[%s] warning: gnuplot not found; the picture is skipped (install "
+                       "gnuplot-nox, e.g. scripts/install_deps.sh)\n", tag.c_str());
+  return false;
+}
+
+bool run_gnuplot(const std::string& dir, const std::string& stem, const std::string& script,
+                 const std::string& tag) {
+  if (!gnuplot_available(tag)) return false;
+  namespace fs = std::filesystem;
+  const std::string gp_path = (fs::path(dir) / (stem + ".gp")).string();
+  write_text_atomic(gp_path, script);
+  const std::string log = (fs::path(dir) / "gnuplot.log").string();
+  std::string cmd = "gnuplot '";
+  cmd += gp_path;
+  cmd += "' 2>'";
+  cmd += log;
+  cmd += "'";
+  if (std::system(cmd.c_str()) != 0) {
+    std::fprintf(stderr, "[%s] warning: gnuplot failed (see %s); the picture is skipped\n",
+                 tag.c_str(), log.c_str());
+    return false;
+  }
+  return true;
 }
 
 }  // namespace lethe::cli

@@ -22,4 +22,15 @@ std::string now_iso8601();
 void write_results(const std::string& dir, const nlohmann::json& results,
                    const std::string& markdown);
 
+/// `v` with `prec` digits after the point ("%.*f"), for tables.
+std::string fmt_fixed(double v, int prec = 2);
+
+/// True when gnuplot is on the PATH; otherwise warns once on stderr ("[tag] warning: ...",
+/// naming the package) and returns false: pictures are optional.
+bool gnuplot_available(const std::string& tag);
+/// Writes `script` to `dir`/`stem`.gp and runs gnuplot on it (stderr to `dir`/gnuplot.log).
+/// Returns false, after a warning naming the log, when gnuplot is missing or fails.
+bool run_gnuplot(const std::string& dir, const std::string& stem, const std::string& script,
+                 const std::string& tag);
+
 }  // namespace lethe::cli

@@ -6,6 +6,7 @@
 // CIFAR-10 folder, a wrong --data-dir) are fixed by the user, not by reading a stack trace.
 #include "data/dataset.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -199,6 +200,81 @@ std::string resolve_data_dir(const std::string& flag_value, const std::string& d
               " (", origin, ") does not exist; ", how_to_get_data(dataset, dir),
               ", or point --data-dir or LETHE_DATA at a folder holding it.");
   return dir;
+}
+
+Dataset select_classes(const Dataset& data, const std::vector<int64_t>& classes,
+                       std::vector<int64_t>* index_map) {
+  LETHE_CHECK(!classes.empty(), "select_classes: the class list is empty");
+  std::vector<int32_t> new_label(static_cast<size_t>(data.num_classes), -1);
+  for (size_t k = 0; k < classes.size(); ++k) {
+    const int64_t c = classes[k];
+    LETHE_CHECK(c >= 0 && c < data.num_classes, "class ", c, " is not a class of ", data.name,
+                " (0..", data.num_classes - 1, ")");
+    LETHE_CHECK(new_label[static_cast<size_t>(c)] < 0, "class ", c, " is listed twice");
+    new_label[static_cast<size_t>(c)] = static_cast<int32_t>(k);
+  }
+  Dataset out;
+  out.name = data.name;
+  out.num_classes = static_cast<int64_t>(classes.size());
+  if (index_map) index_map->assign(static_cast<size_t>(data.size()), -1);
+  for (int64_t i = 0; i < data.size(); ++i) {
+    const int32_t l = new_label[static_cast<size_t>(data.labels[static_cast<size_t>(i)])];
+    if (l < 0) continue;
+    if (index_map) (*index_map)[static_cast<size_t>(i)] = out.size();
+    out.images.insert(out.images.end(), data.image(i), data.image(i) + kImageBytes);
+    out.labels.push_back(l);
+  }
+  return out;
+}
+
+std::vector<int64_t> map_indices(const std::vector<int64_t>& indices,
+                                 const std::vector<int64_t>& index_map) {
+  std::vector<int64_t> out;
+  for (int64_t i : indices) {
+    LETHE_CHECK(i >= 0 && i < static_cast<int64_t>(index_map.size()), "map_indices: index ", i,
+                " out of range");
+    const int64_t j = index_map[static_cast<size_t>(i)];
+    if (j >= 0) out.push_back(j);
+  }
+  return out;
+}
+
+std::vector<int64_t> parse_class_list(const std::vector<std::string>& items, int64_t num_classes,
+                                      const std::string& what) {
+  std::vector<int64_t> out;
+  const auto number = [&](const std::string& t) {
+    size_t used = 0;
+    int64_t v = -1;
+    try {
+      v = std::stoll(t, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    LETHE_CHECK(used == t.size() && !t.empty() && v >= 0 && v < num_classes, "--", what, ": '",
+                t, "' is not a class in 0..", num_classes - 1,
+                " (write \"all\", classes \"3\" or ranges \"0-4\", comma-separated)");
+    return v;
+  };
+  for (const std::string& item : items) {
+    if (item == "all") {
+      for (int64_t c = 0; c < num_classes; ++c) out.push_back(c);
+      continue;
+    }
+    const size_t dash = item.find('-', 1);
+    if (dash == std::string::npos) {
+      out.push_back(number(item));
+      continue;
+    }
+    const int64_t a = number(item.substr(0, dash)), b = number(item.substr(dash + 1));
+    LETHE_CHECK(a <= b, "--", what, ": the range '", item, "' is empty");
+    for (int64_t c = a; c <= b; ++c) out.push_back(c);
+  }
+  LETHE_CHECK(!out.empty(), "--", what, " lists no class");
+  std::vector<int64_t> sorted = out;
+  std::sort(sorted.begin(), sorted.end());
+  LETHE_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(), "--", what,
+              " lists a class twice");
+  return out;
 }
 
 }  // namespace lethe::data

@@ -63,6 +63,23 @@ Normalization normalization_for(const std::string& dataset);
 /// Number of classes of "cifar10" (10), "cifar100" (100) or "synthetic" (10).
 int64_t num_classes_for(const std::string& dataset);
 
+/// The images of `data` whose label is one of `classes`, in their original order, relabelled to
+/// the label's position in `classes` (transfer learning: CIFAR-10 classes 5-9 become a 5-class
+/// set). `num_classes` becomes classes.size(). When `index_map` is given it receives, for every
+/// index of `data`, the image's index in the result or -1. Throws lethe::Error for an empty
+/// list, a repeated class or one outside [0, data.num_classes).
+Dataset select_classes(const Dataset& data, const std::vector<int64_t>& classes,
+                       std::vector<int64_t>* index_map = nullptr);
+
+/// `indices` translated through select_classes' `index_map`, dropping those mapped to -1.
+std::vector<int64_t> map_indices(const std::vector<int64_t>& indices,
+                                 const std::vector<int64_t>& index_map);
+
+/// Parses a class list: "all", or items "C" and ranges "A-B" (e.g. {"0-4"} or {"1", "3"}),
+/// checked against `num_classes`; throws lethe::Error naming `what` (the flag) otherwise.
+std::vector<int64_t> parse_class_list(const std::vector<std::string>& items, int64_t num_classes,
+                                      const std::string& what);
+
 /// Reads CIFAR-10 from `dir` (the folder holding data_batch_*.bin and test_batch.bin).
 /// A missing, truncated or malformed file throws lethe::Error naming the file.
 Dataset load_cifar10(const std::string& dir, Split split);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "data/backdoor.h"
 #include "data/loader.h"
 #include "framework/autograd.h"
 #include "framework/ops.h"
@@ -92,6 +93,16 @@ Metrics evaluate_unlearning(nn::Module& model, const data::Dataset& train,
   Metrics m = metrics_from_predictions(forget, retain, t, o);
   m.seconds = clock.seconds();
   return m;
+}
+
+double backdoor_asr(nn::Module& model, const data::Dataset& test, int64_t target,
+                    int64_t batch_size) {
+  const data::Dataset triggered = data::triggered_copy(test);
+  const Predictions p =
+      predict(model, triggered, data::indices_not_of_class(test, target), batch_size);
+  std::vector<int64_t> predicted(static_cast<size_t>(p.n));
+  for (int64_t i = 0; i < p.n; ++i) predicted[static_cast<size_t>(i)] = p.predicted(i);
+  return data::attack_success_rate(predicted, target);
 }
 
 Gap gap_to_retrain(const Metrics& a, const Metrics& r) {

@@ -59,6 +59,12 @@ Metrics evaluate_unlearning(nn::Module& model, const data::Dataset& train,
                             const data::Dataset& test, const ForgetSet& fs,
                             const EvalOptions& options = {});
 
+/// The backdoor attack success rate (SPEC section 9), percent: `test` with the trigger stamped
+/// on every image (data/backdoor.h), then the share of the images whose true class is not
+/// `target` that `model` classifies as `target`.
+double backdoor_asr(nn::Module& model, const data::Dataset& test, int64_t target,
+                    int64_t batch_size = 500);
+
 /// |method - Retrain| per metric and their mean.
 struct Gap {
   double UA = 0, MIA_efficacy = 0, RA = 0, TA = 0;

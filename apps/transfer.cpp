@@ -1,0 +1,287 @@
+// The stages and table of `lethe transfer` (apps/transfer.h).
+#include "apps/transfer.h"
+
+#include <filesystem>
+#include <numeric>
+#include <sstream>
+
+#include "apps/report.h"
+#include "apps/stages.h"
+#include "framework/rng.h"
+#include "framework/version.h"
+#include "kernels/check.h"
+#include "unlearn/unlearn.h"
+
+namespace lethe::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+/// RNG stream of the transferred model's new classifier head (docs/design.md).
+constexpr uint64_t kHeadStream = 8;
+
+/// One task: the images of some classes of a bundle, relabelled 0..k-1, with the bundle's
+/// train / validation split carried over.
+struct Task {
+  data::Dataset train, test;
+  std::vector<int64_t> train_idx, val_idx, test_idx;
+  std::vector<int64_t> classes;
+  StageData view() const { return {train, train_idx, val_idx, test, test_idx}; }
+};
+
+Task make_task(const DataBundle& d, const std::vector<int64_t>& classes) {
+  Task t;
+  t.classes = classes;
+  std::vector<int64_t> map;
+  t.train = data::select_classes(d.train, classes, &map);
+  t.train_idx = data::map_indices(d.train_idx, map);
+  t.val_idx = data::map_indices(d.val_idx, map);
+  t.test = data::select_classes(d.test, classes);
+  t.test_idx.resize(static_cast<size_t>(t.test.size()));
+  std::iota(t.test_idx.begin(), t.test_idx.end(), int64_t{0});
+  LETHE_CHECK(!t.train_idx.empty() && !t.test_idx.empty(), "the classes of ", d.train.name,
+              " chosen for a task have no training or no test images");
+  return t;
+}
+
+}  // namespace
+
+json run_transfer(const Config& cfg, const DataBundle& src_in, const DataBundle& tgt_in,
+                  const json& settings) {
+  const std::string out = cfg.get_string("out", "runs/transfer");
+  const bool quiet = cfg.get_bool("quiet", false);
+  const std::vector<double> rates = parse_rates(cfg, "rates", {"0", "0.95"});
+  LETHE_CHECK(!rates.empty() && rates.front() == 0,
+              "--rates must start with 0: the dense source is what every transfer is compared to");
+  const std::string unlearn_name = cfg.get_string("unlearn", "");
+  const std::string method = unlearn_name.empty() ? "" : unlearn::canonical_method(unlearn_name);
+  const bool same_data = cfg.get_string("target-dataset", "").empty();
+
+  DataBundle src_b = src_in, tgt_b = tgt_in;
+  const int64_t val_limit = cfg.get_int("val-limit", 0);
+  for (DataBundle* b : {&src_b, &tgt_b})
+    if (val_limit > 0 && val_limit < static_cast<int64_t>(b->val_idx.size()))
+      b->val_idx.resize(static_cast<size_t>(val_limit));
+  const Task src = make_task(src_b, data::parse_class_list(cfg.get_list("source-classes", {"0-4"}),
+                                                           src_b.train.num_classes,
+                                                           "source-classes"));
+  const Task tgt = make_task(tgt_b, data::parse_class_list(cfg.get_list("target-classes", {"5-9"}),
+                                                           tgt_b.train.num_classes,
+                                                           "target-classes"));
+  if (same_data)
+    for (int64_t c : tgt.classes)
+      LETHE_CHECK(std::find(src.classes.begin(), src.classes.end(), c) == src.classes.end(),
+                  "class ", c, " is both a source and a target class: the target task must be new");
+
+  // The unlearning scenario and its options, checked before any training.
+  unlearn::ForgetSpec forget_spec;
+  unlearn::MethodOptions mo;
+  const uint64_t unlearn_seed = static_cast<uint64_t>(cfg.get_int("unlearn-seed", 1));
+  if (!method.empty()) {
+    forget_spec = unlearn::parse_forget_spec(cfg.get_string("unlearn-forget", "class:0"));
+    mo = unlearn::default_method_options(forget_spec);
+    unlearn::apply_method_config(mo, method, cfg, method + ".");
+    unlearn::set_seed(mo, unlearn_seed);
+    unlearn::set_quiet(mo, quiet);
+  }
+
+  const uint64_t model_seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
+  models::ModelSpec spec;
+  spec.arch = cfg.get_string("model", "resnet18");
+  spec.width = cfg.get_double("width", 0.25);
+  spec.num_classes = static_cast<int64_t>(src.classes.size());
+  spec.dataset = src.train.name;
+  io::StMetadata meta = models::model_metadata(spec);
+  meta["split_seed"] = std::to_string(cfg.get_int("split-seed", 0));
+  meta["train_limit"] = std::to_string(cfg.get_int("train-limit", 0));
+  meta["seed"] = std::to_string(model_seed);
+  models::ModelSpec tspec = spec;
+  tspec.num_classes = static_cast<int64_t>(tgt.classes.size());
+  tspec.dataset = tgt.train.name;
+  io::StMetadata tmeta = models::model_metadata(tspec);
+  tmeta["seed"] = std::to_string(model_seed);
+
+  const json src_key = {{"dataset", src.train.name}, {"classes", src.classes},
+                        {"split_seed", cfg.get_int("split-seed", 0)},
+                        {"train_limit", cfg.get_int("train-limit", 0)},
+                        {"n_train", src.train_idx.size()}, {"n_val", src.val_idx.size()}};
+  const json tgt_key = {{"dataset", tgt.train.name}, {"classes", tgt.classes},
+                        {"n_train", tgt.train_idx.size()}, {"n_val", tgt.val_idx.size()}};
+  const json model_key = {{"arch", spec.arch}, {"width", spec.width}};
+  const int64_t rewind = cfg.get_int("rewind-epoch", 2);
+
+  train::TrainOptions to = recipe(cfg, cfg.get_int("transfer-epochs", 5));
+  to.sgd.lr = cfg.get_double("transfer-lr", 0.01);
+  to.lr_schedule = cfg.get_string("transfer-schedule", "cosine");
+
+  const int64_t n_src = static_cast<int64_t>(rates.size()) * (method.empty() ? 1 : 2);
+  const int64_t total = 1 + static_cast<int64_t>(rates.size() - 1) +
+                        (method.empty() ? 0 : static_cast<int64_t>(rates.size())) + n_src + 1;
+  Progress progress(total, quiet, "transfer");
+  const std::string started = now_iso8601();
+
+  const train::TrainOptions dense_o = recipe(cfg, cfg.get_int("epochs", 10));
+  const Stage dense = dense_stage(out, "source-dense", src_key, model_key, spec, model_seed, meta,
+                                  dense_o, rewind, src.view(), progress);
+  const train::TrainOptions prune_o =
+      recipe(cfg, cfg.get_int("prune-epochs", cfg.get_int("epochs", 10)));
+
+  struct Source {
+    double rate;
+    std::string unlearn;  ///< "" or the method
+    Stage stage;          ///< the stage whose file is the source checkpoint
+    std::string path;
+  };
+  std::vector<Source> sources;
+  for (double rate : rates) {
+    Source s{rate, "", dense, dense.file("best.safetensors")};
+    if (rate > 0) {
+      const Stage st = omp_stage(out, cat("source-prune-", rate_percent(rate)), dense, spec,
+                                 model_seed, meta, rate, rewind, prune_o, src.view(), progress);
+      s = {rate, "", st, st.file("last.safetensors")};
+    }
+    sources.push_back(s);
+    if (method.empty()) continue;
+    const json key = {{"stage", "source-unlearn"}, {"model", s.stage.hash},
+                      {"checkpoint", fs::path(s.path).filename().string()}, {"method", method},
+                      {"options", unlearn::method_options_json(method, mo)},
+                      {"forget", forget_spec.str()}, {"seed", unlearn_seed}};
+    const Stage st = make_stage(out, cat("source-", rate_percent(rate), "-", method), key);
+    progress.begin(cat("unlearning ", forget_spec.str(), " from the ", rate_percent(rate),
+                       "% source with ", method), st.done());
+    if (!st.done()) {
+      unlearn::Stopwatch sw;
+      fs::create_directories(st.dir);
+      const unlearn::TrainedModel tm = unlearn::load_trained_model(s.path);
+      const unlearn::ForgetSet fset =
+          unlearn::make_forget_set(forget_spec, src.train, src.train_idx, unlearn_seed);
+      const unlearn::MethodResult r =
+          unlearn::run_method(method, *tm.model, src.train, fset, tm.masks, mo, tm.factory());
+      train::save_training_checkpoint(st.file("unlearned.safetensors"), *tm.model, nullptr,
+                                      tm.masks, tm.metadata);
+      const unlearn::Metrics m =
+          unlearn::evaluate_unlearning(*tm.model, src.train, src.test, fset,
+                                       unlearn::EvalOptions{500, false, {}});
+      st.finish(key, {{"unlearn", unlearn::to_json(r)}, {"metrics", unlearn::to_json(m)}});
+      progress.computed(sw.seconds());
+    }
+    sources.push_back({rate, method, st, st.file("unlearned.safetensors")});
+  }
+
+  json runs = json::array();
+  for (const Source& s : sources) {
+    const json key = {{"stage", "transfer"}, {"source", s.stage.hash},
+                      {"checkpoint", fs::path(s.path).filename().string()},
+                      {"target", tgt_key}, {"recipe", recipe_json(to)}};
+    const std::string label =
+        cat("r", rate_percent(s.rate), s.unlearn.empty() ? "" : "-", s.unlearn);
+    const Stage st = make_stage(out, cat("transfer-", label), key);
+    progress.begin(cat("transfer of the ", rate_percent(s.rate), "% source",
+                       s.unlearn.empty() ? "" : " unlearned with ", s.unlearn, " (",
+                       std::to_string(to.epochs), " epochs)"), st.done());
+    if (!st.done()) {
+      unlearn::Stopwatch sw;
+      fs::create_directories(st.dir);
+      const unlearn::TrainedModel tm = unlearn::load_trained_model(s.path);
+      const double src_acc = train::evaluate(*tm.model, src.test, src.test_idx).accuracy;
+      // A fresh head for the target's classes; the convs keep their weights and mask.
+      Generator head_gen(model_seed, kHeadStream);
+      models::reset_classifier(*tm.model, static_cast<int64_t>(tgt.classes.size()), head_gen);
+      train::TrainOptions o = to;
+      o.out_dir = st.dir;
+      o.resume = fs::exists(st.file("last.safetensors"));
+      o.metadata = tmeta;
+      const train::TrainResult tr =
+          train::fit(*tm.model, tgt.train, tgt.train_idx, tgt.train, tgt.val_idx, o, tm.masks);
+      LETHE_CHECK(tr.finished, "transfer training stopped early");
+      double best_val = -1;
+      for (const auto& e : tr.history) best_val = std::max(best_val, e.val_acc);
+      st.finish(key, {{"source_acc", src_acc},
+                      {"target_acc", train::evaluate(*tm.model, tgt.test, tgt.test_idx).accuracy},
+                      {"target_best_val", best_val},
+                      {"sparsity", prune::sparsity_report(*tm.model).sparsity()},
+                      {"seconds", sw.seconds()}});
+      progress.computed(sw.seconds());
+    }
+    json rec = st.result()["result"];
+    rec["rate"] = s.rate;
+    rec["unlearn"] = s.unlearn;
+    rec["stage"] = st.name + "-" + st.hash;
+    runs.push_back(rec);
+  }
+
+  // The reference: the same recipe from a fresh initialisation, no source task.
+  const Stage scratch = dense_stage(out, "target-scratch", tgt_key, model_key, tspec, model_seed,
+                                    tmeta, to, 0, tgt.view(), progress);
+  return {{"lethe_version", version()},
+          {"command", "lethe transfer"},
+          {"config", config_json(cfg)},
+          {"settings", settings},
+          {"machine", machine_info()},
+          {"data", {{"source", src_b.source}, {"target", tgt_b.source}}},
+          {"started", started},
+          {"source", {{"task", src_key}, {"stage", dense.dir}, {"recipe", recipe_json(dense_o)},
+                      {"prune_recipe", recipe_json(prune_o)}, {"rewind_epoch", rewind},
+                      {"result", dense.result()["result"]}}},
+          {"target", tgt_key},
+          {"transfer_recipe", recipe_json(to)},
+          {"unlearn", method.empty() ? json() : json{{"method", method},
+                                                     {"forget", forget_spec.str()}}},
+          {"scratch", scratch.result()["result"]},
+          {"stages", {{"total", total}, {"computed", progress.n_computed()},
+                      {"cached", progress.n_seen() - progress.n_computed()}}},
+          {"runs", runs}};
+}
+
+std::string transfer_markdown(const json& results) {
+  double dense_acc = 0;
+  for (const json& r : results["runs"])
+    if (r["rate"].get<double>() == 0 && r["unlearn"] == "") dense_acc = r["target_acc"];
+  const json& st = results["source"]["task"];
+  const json& tt = results["target"];
+  std::ostringstream md;
+  md << "# lethe transfer: sparse and unlearned source models on a new task\n\n"
+     << "Source: " << st["dataset"].get<std::string>() << " classes " << st["classes"].dump()
+     << " (" << st["n_train"].get<int64_t>() << " training images). Target: "
+     << tt["dataset"].get<std::string>() << " classes " << tt["classes"].dump() << " ("
+     << tt["n_train"].get<int64_t>() << " training images), a new classifier head, every "
+     << "weight fine-tuned " << results["transfer_recipe"]["epochs"].get<int64_t>()
+     << " epochs (lr " << results["transfer_recipe"]["lr"].get<double>() << ", "
+     << results["transfer_recipe"]["lr_schedule"].get<std::string>()
+     << "), the source's pruning mask kept. Accuracies in percent on the test images.\n\n"
+     << "| Source model | Sparsity | Source test acc | Target test acc | vs dense source |\n"
+     << "|---|---|---|---|---|\n";
+  for (const json& r : results["runs"]) {
+    const double rate = r["rate"].get<double>();
+    std::string name = rate == 0 ? "dense" : cat("OMP ", rate_percent(rate), "%");
+    if (r["unlearn"] != "") name += cat(", unlearned (", r["unlearn"].get<std::string>(), ")");
+    md << "| " << name << " | " << fmt_fixed(100.0 * r["sparsity"].get<double>()) << "% | "
+       << fmt_fixed(r["source_acc"].get<double>()) << " | "
+       << fmt_fixed(r["target_acc"].get<double>()) << " | "
+       << (r["target_acc"].get<double>() >= dense_acc ? "+" : "")
+       << fmt_fixed(r["target_acc"].get<double>() - dense_acc) << " |\n";
+  }
+  const json& sc = results["scratch"];
+  md << "| none (from scratch) | 0.00% | - | " << fmt_fixed(sc["test_acc_last"].get<double>())
+     << " | " << (sc["test_acc_last"].get<double>() >= dense_acc ? "+" : "")
+     << fmt_fixed(sc["test_acc_last"].get<double>() - dense_acc) << " |\n";
+  if (!results["unlearn"].is_null())
+    md << "\nUnlearned sources: " << results["unlearn"]["method"].get<std::string>()
+       << " forgetting " << results["unlearn"]["forget"].get<std::string>()
+       << " of the source task before the transfer.\n";
+  md << "\nSource: " << results["source"]["recipe"]["epochs"].get<int64_t>()
+     << " dense epochs; pruned sources OMP rewound to epoch "
+     << results["source"]["rewind_epoch"].get<int64_t>() << " and retrained "
+     << results["source"]["prune_recipe"]["epochs"].get<int64_t>() << " epochs.  \nStages: "
+     << results["stages"]["total"].get<int64_t>() << " ("
+     << results["stages"]["computed"].get<int64_t>() << " computed in this call).  \nMachine: "
+     << results["machine"].value("cpu", std::string("?")) << ", "
+     << results["machine"].value("threads", 0) << " threads; lethe "
+     << results["lethe_version"].get<std::string>() << ", started "
+     << results["started"].get<std::string>() << ".\n";
+  return md.str();
+}
+
+}  // namespace lethe::cli
