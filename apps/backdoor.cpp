@@ -44,46 +44,41 @@ json run_backdoor(const Config& cfg, const DataBundle& d_in, const json& setting
   const auto poison_seed = static_cast<uint64_t>(cfg.get_int("poison-seed", 1));
   const uint64_t unlearn_seed = static_cast<uint64_t>(cfg.get_int("unlearn-seed", 1));
 
-  DataBundle d = d_in;
-  const int64_t val_limit = cfg.get_int("val-limit", 0);
-  if (val_limit > 0 && val_limit < static_cast<int64_t>(d.val_idx.size()))
-    d.val_idx.resize(static_cast<size_t>(val_limit));
+  // Method options first, so a bad flag fails before anything is trained or written.
+  const std::string poison_file = (fs::path(out) / "poisoned.txt").string();
+  unlearn::ForgetSpec poison_spec;
+  poison_spec.kind = unlearn::ForgetKind::File;
+  poison_spec.path = poison_file;
+  unlearn::MethodOptions mo = unlearn::default_method_options(poison_spec);
+  for (const std::string& m : methods) unlearn::apply_method_config(mo, m, cfg, m + ".");
+  unlearn::set_seed(mo, unlearn_seed);
+  unlearn::set_quiet(mo, quiet);
 
+  DataBundle d = d_in;
+  limit_validation(cfg, d.val_idx);
   // The poisoned training set: validation and test images stay clean, so "best by
   // validation" and the clean accuracy measure the task, not the attack.
   const std::vector<int64_t> poisoned = data::choose_poisoned(d.train_idx, fraction, poison_seed);
   const data::Dataset pd = data::poison_dataset(d.train, poisoned, target);
   fs::create_directories(out);
-  const std::string poison_file = (fs::path(out) / "poisoned.txt").string();
   unlearn::write_index_file(poison_file, poisoned);
   const unlearn::ForgetSet fset =
-      unlearn::make_forget_set(cat("file:", poison_file), pd, d.train_idx, unlearn_seed);
+      unlearn::make_forget_set(poison_spec, pd, d.train_idx, unlearn_seed);
   const json poison_key = {{"fraction", fraction}, {"seed", poison_seed}, {"target", target},
                            {"trigger", "4x4 zeros at rows/cols 26-29"},
                            {"n_poisoned", poisoned.size()}};
-
-  // Method options are checked before any training, so a bad flag fails at once.
-  unlearn::MethodOptions mo = unlearn::default_method_options(fset.spec);
-  for (const std::string& m : methods) unlearn::apply_method_config(mo, m, cfg, m + ".");
-  unlearn::set_seed(mo, unlearn_seed);
-  unlearn::set_quiet(mo, quiet);
 
   models::ModelSpec spec;
   spec.arch = cfg.get_string("model", "resnet18");
   spec.width = cfg.get_double("width", 0.25);
   spec.num_classes = d.train.num_classes;
   spec.dataset = d.train.name;
-  io::StMetadata meta = models::model_metadata(spec);
-  meta["split_seed"] = std::to_string(cfg.get_int("split-seed", 0));
-  meta["train_limit"] = std::to_string(cfg.get_int("train-limit", 0));
-  meta["seed"] = std::to_string(model_seed);
+  io::StMetadata meta = experiment_metadata(cfg, spec, model_seed);
   meta["backdoor"] = poison_key.dump();
 
   const int64_t rewind = cfg.get_int("rewind-epoch", 2);
-  const json data_key = {{"dataset", d.train.name}, {"split_seed", cfg.get_int("split-seed", 0)},
-                         {"train_limit", cfg.get_int("train-limit", 0)},
-                         {"n_train", d.train_idx.size()}, {"n_val", d.val_idx.size()},
-                         {"poison", poison_key}};
+  json dkey = data_key(cfg, d.train.name, d.train_idx.size(), d.val_idx.size());
+  dkey["poison"] = poison_key;
   const json model_key = {{"arch", spec.arch}, {"width", spec.width}};
   const int64_t n_pruned =
       std::count_if(rates.begin(), rates.end(), [](double r) { return r > 0; });
@@ -93,7 +88,7 @@ json run_backdoor(const Config& cfg, const DataBundle& d_in, const json& setting
   const StageData sd{pd, d.train_idx, d.val_idx, d.test, d.test_idx};
 
   const train::TrainOptions dense_o = recipe(cfg, cfg.get_int("epochs", 10));
-  const Stage dense = dense_stage(out, "dense", data_key, model_key, spec, model_seed, meta,
+  const Stage dense = dense_stage(out, "dense", dkey, model_key, spec, model_seed, meta,
                                   dense_o, rewind, sd, progress);
   const train::TrainOptions prune_o =
       recipe(cfg, cfg.get_int("prune-epochs", cfg.get_int("epochs", 10)));

@@ -11,6 +11,7 @@
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "apps/report.h"
+#include "apps/stages.h"
 #include "framework/atomic_file.h"
 #include "unlearn/unlearn.h"
 
@@ -54,14 +55,9 @@ Command backdoor_command() {
       {"poison-fraction", "0.1", "share of the training split poisoned"},
       {"poison-seed", "1", "seed of the poisoned images' choice (RNG stream 7)"},
       {"unlearn-seed", "1", "seed of the unlearning methods (data order, augmentation)"},
-      {"rewind-epoch", "2", "OMP rewinds to the dense run's snapshot after this many epochs"},
-      {"prune-epochs", "", "epochs of the OMP retraining (default: --epochs)"},
-      {"val-limit", "0", "validate on the first N validation images (0: all)"},
       {"eval-batch-size", "500", "images per forward pass when evaluating"},
   };
-  for (const std::string& m : unlearn::method_names())
-    for (const auto& [key, help] : unlearn::method_option_help())
-      opts.push_back({m + "." + key, "", m + ": " + help});
+  opts = concat(opts, experiment_options("2"));
   opts = concat(concat(opts, training_options()), concat(data_options(), setting_options()));
   set_option(opts, "out", "runs/backdoor", "output folder (results and stages/)");
   set_option(opts, "epochs", "10", "epochs of the dense training on the poisoned data");

@@ -12,6 +12,7 @@
 #include "apps/pipeline.h"
 #include "apps/pipeline_report.h"
 #include "apps/report.h"
+#include "apps/stages.h"
 #include "data/dataset.h"
 #include "framework/atomic_file.h"
 #include "unlearn/unlearn.h"
@@ -71,18 +72,12 @@ Command pipeline_command() {
       {"seeds", "1", "unlearning seeds (mean ± std over them); random:N draws per seed"},
       {"original", "true", "also evaluate the models before unlearning (reference rows)"},
       {"rate", "0.95", "OMP: fraction of conv weights pruned"},
-      {"rewind-epoch", "8", "OMP rewinds to the dense run's snapshot after this many epochs"},
-      {"prune-epochs", "", "epochs of the OMP retraining (default: --epochs)"},
-      {"val-limit", "0", "validate on the first N validation images (0: all)"},
       {"eval-batch-size", "500", "images per forward pass when evaluating"},
       {"mia-variants", "true", "also the entropy, correctness and probability attacks"},
       {"synthetic-fallback", "false",
        "use the built-in synthetic data when the CIFAR data is missing (the demo)"},
   };
-  // "<method>.<flag>" for every method: e.g. ft.epochs, retrain.lr-schedule, ff.alpha.
-  for (const std::string& m : unlearn::method_names())
-    for (const auto& [key, help] : unlearn::method_option_help())
-      opts.push_back({m + "." + key, "", m + ": " + help});
+  opts = concat(opts, experiment_options("8"));
   opts = concat(concat(opts, training_options()), concat(data_options(), setting_options()));
   set_option(opts, "out", "runs/pipeline", "output folder (results and stages/)");
   set_option(opts, "resume", "false", "ignored: the pipeline always resumes from its stages");

@@ -7,6 +7,7 @@
 #include "apps/commands.h"
 #include "apps/options.h"
 #include "apps/report.h"
+#include "apps/stages.h"
 #include "apps/transfer.h"
 #include "framework/atomic_file.h"
 #include "unlearn/unlearn.h"
@@ -17,8 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// `demo` (about 10 minutes on 2 cores) and `cpu` (the CPU-scale run: all 22,500 source and
-/// 22,500 target training images at width 0.25, about 40 minutes on 2 cores).
+/// `demo` (about 10 minutes on 2 cores), `cpu` (the CPU-scale run: all 22,500 source and
+/// 22,500 target training images at width 0.25, about 40 minutes on 2 cores) and `cifar100`
+/// (SPEC's CIFAR-10 -> CIFAR-100, for when its files are present; not timed).
 const std::map<std::string, std::string>& transfer_presets() {
   static const std::map<std::string, std::string> p = {
       {"cpu",
@@ -26,6 +28,13 @@ const std::map<std::string, std::string>& transfer_presets() {
        "width = 0.25\nepochs = 12\nbatch-size = 128\nlr = 0.1\nlr-schedule = onecycle\n"
        "rewind-epoch = 2\nprune-epochs = 6\nrates = 0, 0.95\nunlearn = l1\n"
        "unlearn-forget = class:0\nl1.epochs = 2\ntransfer-epochs = 4\nout = runs/transfer-cpu\n"},
+      // With CIFAR-100 present (lethe download --dataset cifar100): CIFAR-10 -> CIFAR-100.
+      {"cifar100",
+       "dataset = cifar10\ntarget-dataset = cifar100\nsource-classes = all\n"
+       "target-classes = all\nmodel = resnet18\nwidth = 0.25\nepochs = 12\nbatch-size = 128\n"
+       "lr = 0.1\nlr-schedule = onecycle\nrewind-epoch = 2\nprune-epochs = 6\n"
+       "rates = 0, 0.95\nunlearn = l1\nunlearn-forget = class:0\nl1.epochs = 2\n"
+       "transfer-epochs = 8\nout = runs/transfer-cifar100\n"},
       {"demo",
        "dataset = cifar10\nsource-classes = 0-4\ntarget-classes = 5-9\ntrain-limit = 10000\n"
        "val-limit = 1000\nmodel = resnet18\nwidth = 0.125\nepochs = 15\nbatch-size = 128\n"
@@ -56,13 +65,8 @@ Command transfer_command() {
       {"transfer-epochs", "5", "epochs of fine-tuning on the target"},
       {"transfer-lr", "0.01", "learning rate of the fine-tuning"},
       {"transfer-schedule", "cosine", "LR schedule of the fine-tuning"},
-      {"rewind-epoch", "2", "OMP rewinds to the dense run's snapshot after this many epochs"},
-      {"prune-epochs", "", "epochs of the OMP retraining (default: --epochs)"},
-      {"val-limit", "0", "validate on the first N validation images (0: all)"},
   };
-  for (const std::string& m : unlearn::method_names())
-    for (const auto& [key, help] : unlearn::method_option_help())
-      opts.push_back({m + "." + key, "", m + ": " + help});
+  opts = concat(opts, experiment_options("2"));
   opts = concat(concat(opts, training_options()), concat(data_options(), setting_options()));
   set_option(opts, "out", "runs/transfer", "output folder (results and stages/)");
   set_option(opts, "epochs", "10", "epochs of the dense source training");

@@ -48,9 +48,7 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
     }
 
   DataBundle d = d_in;
-  const int64_t val_limit = cfg.get_int("val-limit", 0);
-  if (val_limit > 0 && val_limit < static_cast<int64_t>(d.val_idx.size()))
-    d.val_idx.resize(static_cast<size_t>(val_limit));
+  limit_validation(cfg, d.val_idx);
 
   models::ModelSpec spec;
   spec.arch = cfg.get_string("model", "resnet18");
@@ -58,15 +56,10 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
   spec.num_classes = d.train.num_classes;
   spec.dataset = d.train.name;
   const uint64_t model_seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
-  io::StMetadata meta = models::model_metadata(spec);
-  meta["split_seed"] = std::to_string(cfg.get_int("split-seed", 0));
-  meta["train_limit"] = std::to_string(cfg.get_int("train-limit", 0));
-  meta["seed"] = std::to_string(model_seed);
+  const io::StMetadata meta = experiment_metadata(cfg, spec, model_seed);
 
   const int64_t rewind = cfg.get_int("rewind-epoch", 8);
-  const json data_key = {{"dataset", d.train.name}, {"split_seed", cfg.get_int("split-seed", 0)},
-                         {"train_limit", cfg.get_int("train-limit", 0)},
-                         {"n_train", d.train_idx.size()}, {"n_val", d.val_idx.size()}};
+  const json dkey = data_key(cfg, d.train.name, d.train_idx.size(), d.val_idx.size());
   const json model_key = {{"arch", spec.arch}, {"width", spec.width}};
 
   int64_t per_model = 0;
@@ -84,7 +77,7 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
   const StageData sd{d.train, d.train_idx, d.val_idx, d.test, d.test_idx};
   // ---- dense training --------------------------------------------------------------------
   train::TrainOptions dense_o = recipe(cfg, cfg.get_int("epochs", 20));
-  const Stage dense = dense_stage(out, "dense", data_key, model_key, spec, model_seed, meta,
+  const Stage dense = dense_stage(out, "dense", dkey, model_key, spec, model_seed, meta,
                                   dense_o, rewind, sd, progress);
   const json dense_res = dense.result()["result"];
 

@@ -88,7 +88,6 @@ bool gnuplot_available(const std::string& tag) {
 
 bool run_gnuplot(const std::string& dir, const std::string& stem, const std::string& script,
                  const std::string& tag) {
-  if (!gnuplot_available(tag)) return false;
   namespace fs = std::filesystem;
   const std::string gp_path = (fs::path(dir) / (stem + ".gp")).string();
   write_text_atomic(gp_path, script);

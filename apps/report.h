@@ -28,8 +28,9 @@ std::string fmt_fixed(double v, int prec = 2);
 /// True when gnuplot is on the PATH; otherwise warns once on stderr ("[tag] warning: ...",
 /// naming the package) and returns false: pictures are optional.
 bool gnuplot_available(const std::string& tag);
-/// Writes `script` to `dir`/`stem`.gp and runs gnuplot on it (stderr to `dir`/gnuplot.log).
-/// Returns false, after a warning naming the log, when gnuplot is missing or fails.
+/// Writes `script` to `dir`/`stem`.gp and runs gnuplot on it (stderr to `dir`/gnuplot.log);
+/// callers check gnuplot_available() first. Returns false, after a warning naming the log,
+/// when gnuplot fails.
 bool run_gnuplot(const std::string& dir, const std::string& stem, const std::string& script,
                  const std::string& tag);
 

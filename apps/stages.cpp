@@ -105,6 +105,40 @@ std::vector<double> parse_rates(const Config& cfg, const std::string& key,
   return rates;
 }
 
+std::vector<Option> experiment_options(const std::string& rewind) {
+  std::vector<Option> opts = {
+      {"rewind-epoch", rewind, "OMP rewinds to the dense run's snapshot after this many epochs"},
+      {"prune-epochs", "", "epochs of the OMP retraining (default: --epochs)"},
+      {"val-limit", "0", "validate on the first N validation images (0: all)"},
+  };
+  for (const std::string& m : unlearn::method_names())
+    for (const auto& [key, help] : unlearn::method_option_help())
+      opts.push_back({cat(m, ".", key), "", cat(m, ": ", help)});
+  return opts;
+}
+
+void limit_validation(const Config& cfg, std::vector<int64_t>& val_idx) {
+  const int64_t limit = cfg.get_int("val-limit", 0);
+  LETHE_CHECK(limit >= 0, "--val-limit must be >= 0, got ", limit);
+  if (limit > 0 && limit < static_cast<int64_t>(val_idx.size()))
+    val_idx.resize(static_cast<size_t>(limit));
+}
+
+io::StMetadata experiment_metadata(const Config& cfg, const models::ModelSpec& spec,
+                                   uint64_t seed) {
+  io::StMetadata meta = models::model_metadata(spec);
+  meta["split_seed"] = std::to_string(cfg.get_int("split-seed", 0));
+  meta["train_limit"] = std::to_string(cfg.get_int("train-limit", 0));
+  meta["seed"] = std::to_string(seed);
+  return meta;
+}
+
+json data_key(const Config& cfg, const std::string& dataset, size_t n_train, size_t n_val) {
+  return {{"dataset", dataset}, {"split_seed", cfg.get_int("split-seed", 0)},
+          {"train_limit", cfg.get_int("train-limit", 0)}, {"n_train", n_train},
+          {"n_val", n_val}};
+}
+
 train::TrainOptions recipe(const Config& cfg, int64_t epochs) {
   train::TrainOptions o = training_recipe(cfg);
   o.epochs = epochs;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "apps/cli.h"
 #include "data/dataset.h"
 #include "framework/config.h"
 #include "framework/safetensors.h"
@@ -70,6 +71,20 @@ std::string rate_percent(double rate);
 /// The pruning rates listed under `key` (default `def`), each checked to lie in [0, 1).
 std::vector<double> parse_rates(const Config& cfg, const std::string& key,
                                 const std::vector<std::string>& def);
+
+/// The options the experiment commands (pipeline, backdoor, transfer) share: rewind-epoch
+/// (default `rewind`), prune-epochs, val-limit, and "<method>.<flag>" for every unlearning
+/// method and flag (ft.epochs, ga.lr, ...).
+std::vector<Option> experiment_options(const std::string& rewind);
+/// Cuts `val_idx` to the config's val-limit (0: keep all).
+void limit_validation(const Config& cfg, std::vector<int64_t>& val_idx);
+/// models::model_metadata(spec) plus the run's split_seed, train_limit and init seed.
+io::StMetadata experiment_metadata(const Config& cfg, const models::ModelSpec& spec,
+                                   uint64_t seed);
+/// The stage-key part that identifies the training data: {"dataset", "split_seed",
+/// "train_limit", "n_train", "n_val"}.
+nlohmann::json data_key(const Config& cfg, const std::string& dataset, size_t n_train,
+                        size_t n_val);
 
 /// The training recipe of `cfg` (options.h training_recipe) over `epochs`.
 train::TrainOptions recipe(const Config& cfg, int64_t epochs);

@@ -7,6 +7,7 @@
 
 #include "apps/report.h"
 #include "apps/stages.h"
+#include "framework/lr_schedule.h"
 #include "framework/rng.h"
 #include "framework/version.h"
 #include "kernels/check.h"
@@ -53,39 +54,47 @@ json run_transfer(const Config& cfg, const DataBundle& src_in, const DataBundle&
   const std::string out = cfg.get_string("out", "runs/transfer");
   const bool quiet = cfg.get_bool("quiet", false);
   const std::vector<double> rates = parse_rates(cfg, "rates", {"0", "0.95"});
-  LETHE_CHECK(!rates.empty() && rates.front() == 0,
+  LETHE_CHECK(rates.front() == 0,
               "--rates must start with 0: the dense source is what every transfer is compared to");
   const std::string unlearn_name = cfg.get_string("unlearn", "");
   const std::string method = unlearn_name.empty() ? "" : unlearn::canonical_method(unlearn_name);
-  const bool same_data = cfg.get_string("target-dataset", "").empty();
 
-  DataBundle src_b = src_in, tgt_b = tgt_in;
-  const int64_t val_limit = cfg.get_int("val-limit", 0);
-  for (DataBundle* b : {&src_b, &tgt_b})
-    if (val_limit > 0 && val_limit < static_cast<int64_t>(b->val_idx.size()))
-      b->val_idx.resize(static_cast<size_t>(val_limit));
-  const Task src = make_task(src_b, data::parse_class_list(cfg.get_list("source-classes", {"0-4"}),
-                                                           src_b.train.num_classes,
-                                                           "source-classes"));
-  const Task tgt = make_task(tgt_b, data::parse_class_list(cfg.get_list("target-classes", {"5-9"}),
-                                                           tgt_b.train.num_classes,
-                                                           "target-classes"));
-  if (same_data)
+  Task src = make_task(src_in, data::parse_class_list(cfg.get_list("source-classes", {"0-4"}),
+                                                      src_in.train.num_classes,
+                                                      "source-classes"));
+  Task tgt = make_task(tgt_in, data::parse_class_list(cfg.get_list("target-classes", {"5-9"}),
+                                                      tgt_in.train.num_classes,
+                                                      "target-classes"));
+  limit_validation(cfg, src.val_idx);
+  limit_validation(cfg, tgt.val_idx);
+  if (src.train.name == tgt.train.name)
     for (int64_t c : tgt.classes)
       LETHE_CHECK(std::find(src.classes.begin(), src.classes.end(), c) == src.classes.end(),
                   "class ", c, " is both a source and a target class: the target task must be new");
 
-  // The unlearning scenario and its options, checked before any training.
+  // The unlearning scenario (in the source task's own indices) and its options, and the
+  // fine-tuning recipe: all checked before any training.
   unlearn::ForgetSpec forget_spec;
+  unlearn::ForgetSet forget_set;
   unlearn::MethodOptions mo;
   const uint64_t unlearn_seed = static_cast<uint64_t>(cfg.get_int("unlearn-seed", 1));
   if (!method.empty()) {
     forget_spec = unlearn::parse_forget_spec(cfg.get_string("unlearn-forget", "class:0"));
+    LETHE_CHECK(forget_spec.kind != unlearn::ForgetKind::File,
+                "--unlearn-forget: use class:C or random:N (an index file would name images of the "
+                "full data set, not of the source task)");
+    forget_set = unlearn::make_forget_set(forget_spec, src.train, src.train_idx, unlearn_seed);
     mo = unlearn::default_method_options(forget_spec);
     unlearn::apply_method_config(mo, method, cfg, method + ".");
     unlearn::set_seed(mo, unlearn_seed);
     unlearn::set_quiet(mo, quiet);
   }
+  train::TrainOptions to = recipe(cfg, cfg.get_int("transfer-epochs", 5));
+  to.sgd.lr = cfg.get_double("transfer-lr", 0.01);
+  to.lr_schedule = cfg.get_string("transfer-schedule", "cosine");
+  LETHE_CHECK(to.epochs >= 1, "--transfer-epochs must be >= 1, got ", to.epochs);
+  LETHE_CHECK(to.sgd.lr > 0, "--transfer-lr must be > 0, got ", to.sgd.lr);
+  make_lr_schedule(to.lr_schedule, to.sgd.lr, 1, to.epochs);  // throws on a bad spec
 
   const uint64_t model_seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
   models::ModelSpec spec;
@@ -93,28 +102,18 @@ json run_transfer(const Config& cfg, const DataBundle& src_in, const DataBundle&
   spec.width = cfg.get_double("width", 0.25);
   spec.num_classes = static_cast<int64_t>(src.classes.size());
   spec.dataset = src.train.name;
-  io::StMetadata meta = models::model_metadata(spec);
-  meta["split_seed"] = std::to_string(cfg.get_int("split-seed", 0));
-  meta["train_limit"] = std::to_string(cfg.get_int("train-limit", 0));
-  meta["seed"] = std::to_string(model_seed);
+  const io::StMetadata meta = experiment_metadata(cfg, spec, model_seed);
   models::ModelSpec tspec = spec;
   tspec.num_classes = static_cast<int64_t>(tgt.classes.size());
   tspec.dataset = tgt.train.name;
-  io::StMetadata tmeta = models::model_metadata(tspec);
-  tmeta["seed"] = std::to_string(model_seed);
+  const io::StMetadata tmeta = experiment_metadata(cfg, tspec, model_seed);
 
-  const json src_key = {{"dataset", src.train.name}, {"classes", src.classes},
-                        {"split_seed", cfg.get_int("split-seed", 0)},
-                        {"train_limit", cfg.get_int("train-limit", 0)},
-                        {"n_train", src.train_idx.size()}, {"n_val", src.val_idx.size()}};
-  const json tgt_key = {{"dataset", tgt.train.name}, {"classes", tgt.classes},
-                        {"n_train", tgt.train_idx.size()}, {"n_val", tgt.val_idx.size()}};
+  json src_key = data_key(cfg, src.train.name, src.train_idx.size(), src.val_idx.size());
+  src_key["classes"] = src.classes;
+  json tgt_key = data_key(cfg, tgt.train.name, tgt.train_idx.size(), tgt.val_idx.size());
+  tgt_key["classes"] = tgt.classes;
   const json model_key = {{"arch", spec.arch}, {"width", spec.width}};
   const int64_t rewind = cfg.get_int("rewind-epoch", 2);
-
-  train::TrainOptions to = recipe(cfg, cfg.get_int("transfer-epochs", 5));
-  to.sgd.lr = cfg.get_double("transfer-lr", 0.01);
-  to.lr_schedule = cfg.get_string("transfer-schedule", "cosine");
 
   const int64_t n_src = static_cast<int64_t>(rates.size()) * (method.empty() ? 1 : 2);
   const int64_t total = 1 + static_cast<int64_t>(rates.size() - 1) +
@@ -155,14 +154,13 @@ json run_transfer(const Config& cfg, const DataBundle& src_in, const DataBundle&
       unlearn::Stopwatch sw;
       fs::create_directories(st.dir);
       const unlearn::TrainedModel tm = unlearn::load_trained_model(s.path);
-      const unlearn::ForgetSet fset =
-          unlearn::make_forget_set(forget_spec, src.train, src.train_idx, unlearn_seed);
       const unlearn::MethodResult r =
-          unlearn::run_method(method, *tm.model, src.train, fset, tm.masks, mo, tm.factory());
+          unlearn::run_method(method, *tm.model, src.train, forget_set, tm.masks, mo,
+                              tm.factory());
       train::save_training_checkpoint(st.file("unlearned.safetensors"), *tm.model, nullptr,
                                       tm.masks, tm.metadata);
       const unlearn::Metrics m =
-          unlearn::evaluate_unlearning(*tm.model, src.train, src.test, fset,
+          unlearn::evaluate_unlearning(*tm.model, src.train, src.test, forget_set,
                                        unlearn::EvalOptions{500, false, {}});
       st.finish(key, {{"unlearn", unlearn::to_json(r)}, {"metrics", unlearn::to_json(m)}});
       progress.computed(sw.seconds());
@@ -220,7 +218,7 @@ json run_transfer(const Config& cfg, const DataBundle& src_in, const DataBundle&
           {"config", config_json(cfg)},
           {"settings", settings},
           {"machine", machine_info()},
-          {"data", {{"source", src_b.source}, {"target", tgt_b.source}}},
+          {"data", {{"source", src_in.source}, {"target", tgt_in.source}}},
           {"started", started},
           {"source", {{"task", src_key}, {"stage", dense.dir}, {"recipe", recipe_json(dense_o)},
                       {"prune_recipe", recipe_json(prune_o)}, {"rewind_epoch", rewind},

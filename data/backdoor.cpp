@@ -17,7 +17,7 @@ void apply_trigger(uint8_t* image) {
 
 std::vector<int64_t> choose_poisoned(const std::vector<int64_t>& split, double fraction,
                                      uint64_t seed) {
-  LETHE_CHECK(fraction > 0 && fraction < 1, "the poisoned fraction must lie in (0, 1), got ",
+  LETHE_CHECK(fraction > 0 && fraction < 1, "the poisoned share (--poison-fraction) must lie in (0, 1), got ",
               fraction);
   const auto n = static_cast<int64_t>(split.size());
   const auto count = static_cast<int64_t>(std::llround(fraction * static_cast<double>(n)));

@@ -3,6 +3,7 @@
 // computes nothing) and the errors for bad flags.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 
 #include "apps/commands.h"
 #include "data/backdoor.h"
+#include "framework/config.h"
 #include "kernels/check.h"
 
 namespace fs = std::filesystem;
@@ -61,9 +63,13 @@ TEST(Backdoor, EndToEndRowsPoisonFileAndCache) {
   std::ifstream in(out + "/poisoned.txt");
   std::vector<int64_t> idx;
   for (int64_t v; in >> v;) idx.push_back(v);
-  ASSERT_EQ(idx.size(), 60u);
-  EXPECT_TRUE(std::is_sorted(idx.begin(), idx.end()));
-  EXPECT_EQ(std::adjacent_find(idx.begin(), idx.end()), idx.end());
+  // They are exactly the seeded choice over the training split, none a validation image.
+  lethe::Config cfg;
+  cfg.set("dataset", "synthetic", "test");
+  cfg.set("train-limit", "600", "test");
+  const lethe::cli::DataBundle d = lethe::cli::load_data(cfg);
+  EXPECT_EQ(idx, lethe::data::choose_poisoned(d.train_idx, 0.1, 1));
+  for (int64_t v : d.val_idx) EXPECT_EQ(std::count(idx.begin(), idx.end(), v), 0) << v;
   std::ifstream md(out + "/results.md");
   std::stringstream ss;
   ss << md.rdbuf();
@@ -74,6 +80,15 @@ TEST(Backdoor, EndToEndRowsPoisonFileAndCache) {
   const json again = read_json(out + "/results.json");
   EXPECT_EQ(again["stages"]["computed"], 0);
   EXPECT_EQ(again["runs"], r["runs"]);
+
+  // A changed GA setting recomputes GA on both models and nothing else.
+  ASSERT_EQ(lethe::cli::cmd_backdoor(with(args, {"--ga.epochs", "2"})), 0);
+  const json ga2 = read_json(out + "/results.json");
+  EXPECT_EQ(ga2["stages"]["computed"], 2);
+  for (size_t k = 0; k < ga2["runs"].size(); ++k)
+    if (ga2["runs"][k]["method"] != "ga") {
+      EXPECT_EQ(ga2["runs"][k], r["runs"][k]);
+    }
   fs::remove_all(out);
 }
 
@@ -86,8 +101,7 @@ TEST(Backdoor, BadFlagsFailBeforeTraining) {
                lethe::Error);
   EXPECT_THROW(lethe::cli::cmd_backdoor(with(common(out), {"--poison-fraction", "0"})),
                lethe::Error);
-  EXPECT_FALSE(fs::exists(out + "/stages"));
-  fs::remove_all(out);
+  EXPECT_FALSE(fs::exists(out));  // nothing written: not even the poisoned-index file
 }
 
 TEST(Transfer, EndToEndRowsAndCache) {
@@ -125,6 +139,16 @@ TEST(Transfer, BadFlagsFailBeforeTraining) {
   EXPECT_THROW(lethe::cli::cmd_transfer(with(common(out), {"--source-classes", "0-12"})),
                lethe::Error);
   EXPECT_THROW(lethe::cli::cmd_transfer(with(common(out), {"--unlearn", "nope"})), lethe::Error);
+  // Checked before the source is trained, not when its stage comes.
+  EXPECT_THROW(lethe::cli::cmd_transfer(
+                   with(common(out), {"--unlearn", "ft", "--unlearn-forget", "class:7"})),
+               lethe::Error);
+  EXPECT_THROW(lethe::cli::cmd_transfer(
+                   with(common(out), {"--unlearn", "ft", "--unlearn-forget", "file:x.txt"})),
+               lethe::Error);
+  EXPECT_THROW(lethe::cli::cmd_transfer(with(common(out), {"--transfer-schedule", "bogus"})),
+               lethe::Error);
+  EXPECT_THROW(lethe::cli::cmd_transfer(with(common(out), {"--transfer-lr", "0"})), lethe::Error);
   EXPECT_FALSE(fs::exists(out + "/stages"));
   fs::remove_all(out);
 }

@@ -78,8 +78,7 @@ TEST(BackdoorAsr, BackdooredModelIsCleanOnCleanImagesAndFooledByTheTrigger) {
   for (int64_t i = 0; i < 60; ++i) all[static_cast<size_t>(i)] = i;
   EXPECT_DOUBLE_EQ(train::evaluate(m, test, all, 16).accuracy, 100.0);
   EXPECT_DOUBLE_EQ(backdoor_asr(m, test, 5, 16), 100.0);
-  // The rate counts only images of other classes: a model answering 5 everywhere but on its
-  // own class-5 images is still at 100, and the class-5 images never enter the denominator.
+  // Only the images of other classes count: 54 of the 60 (6 are of class 5).
   EXPECT_EQ(data::indices_not_of_class(test, 5).size(), 54u);
 }
 
