@@ -54,7 +54,7 @@ bool parse_args(const Command& cmd, const std::vector<std::string>& args, Config
     } else if (key == "preset") {
       preset = value;
     } else {
-      LETHE_CHECK(known.count(key), "lethe ", cmd.name, ": unknown option --", key,
+      LETHE_CHECK(known.count(key), "unknown option --", key,
                   "; run 'lethe ", cmd.name, " --help' for the valid ones");
       flags.set(key, value, "--" + key);
     }
@@ -66,14 +66,15 @@ bool parse_args(const Command& cmd, const std::vector<std::string>& args, Config
     auto it = cmd.presets.find(preset);
     std::string names;
     for (const auto& [n, t] : cmd.presets) names += " " + n;
-    LETHE_CHECK(it != cmd.presets.end(), "lethe ", cmd.name, ": unknown preset '", preset,
+    // main() prefixes "lethe <command>: ", so the sentence starts bare.
+    LETHE_CHECK(it != cmd.presets.end(), "unknown preset '", preset,
                 "' (valid:", names.empty() ? " none" : names, ")");
     merged.merge(Config::from_string(it->second, "preset " + preset));
   }
   if (!config_file.empty()) merged.merge(Config::from_file(config_file));
   merged.merge(flags);
   for (const auto& [k, v] : merged.values())
-    LETHE_CHECK(known.count(k), "lethe ", cmd.name, ": unknown option '", k,
+    LETHE_CHECK(known.count(k), "unknown option '", k,
                 "'; run 'lethe ", cmd.name, " --help' for the valid ones");
   out = merged;
   return true;
