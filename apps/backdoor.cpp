@@ -285,7 +285,7 @@ bool backdoor_plot(const std::string& dir, const json& results) {
   dat << "\n";
   for (const json& rate : results["rates"]) {
     const double r = rate.get<double>();
-    dat << fmt_fixed(100.0 * r, 1);
+    dat << rate_percent(r);
     for (const std::string& m : ms) {
       const auto it = runs.find({r, m});
       if (it == runs.end())
@@ -301,7 +301,7 @@ bool backdoor_plot(const std::string& dir, const json& results) {
   std::ostringstream gp;
   gp << "set terminal pngcairo size 1200,460 font 'sans,10'\n"
      << "set output '" << (fs::path(dir) / "results.png").string() << "'\n"
-     << "set grid\nset key outside bottom center horizontal\nset xtics rotate by -30\n"
+     << "set grid\nset key outside right center vertical\n"
      << "set datafile missing 'NaN'\n"
      << "set multiplot layout 1,2 title 'Backdoor unlearning across sparsity'\n";
   const char* panels[2][2] = {{"Attack success rate (%), lower is better", "2"},
