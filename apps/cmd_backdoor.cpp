@@ -21,8 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// `demo` (about 15 minutes on 2 cores) and `cpu` (the CPU-scale run, about 75 minutes on
-/// 2 cores: all 45,000 training images at width 0.25).
+/// `demo` (10,000 images, width 0.125; estimated 15 minutes on 2 cores, not yet timed) and
+/// `cpu` (the CPU-scale run: all 45,000 training images at width 0.25; 69 minutes measured on
+/// 2 cores, docs/results.md).
 const std::map<std::string, std::string>& backdoor_presets() {
   static const std::map<std::string, std::string> p = {
       {"cpu",

@@ -18,8 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// `demo` (about 10 minutes on 2 cores), `cpu` (the CPU-scale run: all 22,500 source and
-/// 22,500 target training images at width 0.25, about 40 minutes on 2 cores) and `cifar100`
+/// `demo` (estimated 10 minutes on 2 cores, not yet timed), `cpu` (the CPU-scale run: all
+/// 22,500 source and 22,500 target training images at width 0.25; 33 minutes measured on 2
+/// cores, docs/results.md) and `cifar100`
 /// (SPEC's CIFAR-10 -> CIFAR-100, for when its files are present; not timed).
 const std::map<std::string, std::string>& transfer_presets() {
   static const std::map<std::string, std::string> p = {
