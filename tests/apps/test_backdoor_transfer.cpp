@@ -130,6 +130,25 @@ TEST(Transfer, EndToEndRowsAndCache) {
   fs::remove_all(out);
 }
 
+TEST(Transfer, TargetFromASecondDataSet) {
+  // --target-dataset loads a second bundle (CIFAR-10 -> CIFAR-100 in real use); naming the
+  // source's own data set keeps the check that the target classes are new.
+  const std::string out = (fs::temp_directory_path() / "lethe_test_transfer2").string();
+  fs::remove_all(out);
+  const auto args = with(common(out), {"--rates", "0", "--transfer-epochs", "1",
+                                       "--target-dataset", "synthetic", "--target-classes",
+                                       "5-9"});
+  ASSERT_EQ(lethe::cli::cmd_transfer(args), 0);
+  const json r = read_json(out + "/results.json");
+  EXPECT_EQ(r["stages"]["total"], 3);  // source, one transfer, scratch
+  EXPECT_EQ(r["target"]["dataset"], "synthetic");
+  EXPECT_EQ(r["runs"].size(), 1u);
+  EXPECT_THROW(lethe::cli::cmd_transfer(with(common(out), {"--target-dataset", "synthetic",
+                                                           "--target-classes", "0-4"})),
+               lethe::Error);
+  fs::remove_all(out);
+}
+
 TEST(Transfer, BadFlagsFailBeforeTraining) {
   const std::string out = (fs::temp_directory_path() / "lethe_test_transfer_bad").string();
   fs::remove_all(out);
