@@ -10,7 +10,6 @@
 #include "apps/stages.h"
 #include "data/backdoor.h"
 #include "framework/atomic_file.h"
-#include "framework/version.h"
 #include "kernels/check.h"
 #include "unlearn/unlearn.h"
 
@@ -68,11 +67,7 @@ json run_backdoor(const Config& cfg, const DataBundle& d_in, const json& setting
                            {"trigger", "4x4 zeros at rows/cols 26-29"},
                            {"n_poisoned", poisoned.size()}};
 
-  models::ModelSpec spec;
-  spec.arch = cfg.get_string("model", "resnet18");
-  spec.width = cfg.get_double("width", 0.25);
-  spec.num_classes = d.train.num_classes;
-  spec.dataset = d.train.name;
+  const models::ModelSpec spec = experiment_spec(cfg, d.train.num_classes, d.train.name);
   io::StMetadata meta = experiment_metadata(cfg, spec, model_seed);
   meta["backdoor"] = poison_key.dump();
 
@@ -154,13 +149,9 @@ json run_backdoor(const Config& cfg, const DataBundle& d_in, const json& setting
       runs.push_back(rec);
     }
   }
-  return {{"lethe_version", version()},
-          {"command", "lethe backdoor"},
-          {"config", config_json(cfg)},
-          {"settings", settings},
-          {"machine", machine_info()},
+  json results = results_header("lethe backdoor", cfg, settings, started);
+  results.update(json{
           {"data", d.source},
-          {"started", started},
           {"poison", poison_key},
           {"poisoned_file", poison_file},
           {"methods", methods},
@@ -172,7 +163,8 @@ json run_backdoor(const Config& cfg, const DataBundle& d_in, const json& setting
           {"models", models},
           {"stages", {{"total", total}, {"computed", progress.n_computed()},
                       {"cached", progress.n_seen() - progress.n_computed()}}},
-          {"runs", runs}};
+          {"runs", runs}});
+  return results;
 }
 
 namespace {

@@ -58,11 +58,8 @@ Command backdoor_command() {
       {"unlearn-seed", "1", "seed of the unlearning methods (data order, augmentation)"},
       {"eval-batch-size", "500", "images per forward pass when evaluating"},
   };
-  opts = concat(opts, experiment_options("2"));
-  opts = concat(concat(opts, training_options()), concat(data_options(), setting_options()));
-  set_option(opts, "out", "runs/backdoor", "output folder (results and stages/)");
+  opts = experiment_options(std::move(opts), "2", "runs/backdoor");
   set_option(opts, "epochs", "10", "epochs of the dense training on the poisoned data");
-  set_option(opts, "resume", "false", "ignored: the experiment always resumes from its stages");
   c.options = opts;
   c.presets = backdoor_presets();
   return c;

@@ -77,10 +77,7 @@ Command pipeline_command() {
       {"synthetic-fallback", "false",
        "use the built-in synthetic data when the CIFAR data is missing (the demo)"},
   };
-  opts = concat(opts, experiment_options("8"));
-  opts = concat(concat(opts, training_options()), concat(data_options(), setting_options()));
-  set_option(opts, "out", "runs/pipeline", "output folder (results and stages/)");
-  set_option(opts, "resume", "false", "ignored: the pipeline always resumes from its stages");
+  opts = experiment_options(std::move(opts), "8", "runs/pipeline");
   c.options = opts;
   c.presets = pipeline_presets();
   return c;

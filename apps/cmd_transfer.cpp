@@ -67,11 +67,8 @@ Command transfer_command() {
       {"transfer-lr", "0.01", "learning rate of the fine-tuning"},
       {"transfer-schedule", "cosine", "LR schedule of the fine-tuning"},
   };
-  opts = concat(opts, experiment_options("2"));
-  opts = concat(concat(opts, training_options()), concat(data_options(), setting_options()));
-  set_option(opts, "out", "runs/transfer", "output folder (results and stages/)");
+  opts = experiment_options(std::move(opts), "2", "runs/transfer");
   set_option(opts, "epochs", "10", "epochs of the dense source training");
-  set_option(opts, "resume", "false", "ignored: the experiment always resumes from its stages");
   c.options = opts;
   c.presets = transfer_presets();
   return c;

@@ -9,7 +9,6 @@
 #include "apps/stages.h"
 #include "framework/atomic_file.h"
 #include "framework/rng.h"
-#include "framework/version.h"
 #include "kernels/check.h"
 #include "models/model.h"
 #include "models/trainer.h"
@@ -50,11 +49,7 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
   DataBundle d = d_in;
   limit_validation(cfg, d.val_idx);
 
-  models::ModelSpec spec;
-  spec.arch = cfg.get_string("model", "resnet18");
-  spec.width = cfg.get_double("width", 0.25);
-  spec.num_classes = d.train.num_classes;
-  spec.dataset = d.train.name;
+  const models::ModelSpec spec = experiment_spec(cfg, d.train.num_classes, d.train.name);
   const uint64_t model_seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
   const io::StMetadata meta = experiment_metadata(cfg, spec, model_seed);
 
@@ -168,14 +163,9 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
   }
   run.stages_computed = progress.n_computed();
   run.stages_cached = progress.n_seen() - progress.n_computed();
-  run.results = {
-      {"lethe_version", version()},
-      {"command", "lethe pipeline"},
-      {"config", config_json(cfg)},
-      {"settings", settings},
-      {"machine", machine_info()},
+  run.results = results_header("lethe pipeline", cfg, settings, started);
+  run.results.update(json{
       {"data", d.source},
-      {"started", started},
       {"scenarios", scenario_specs},
       {"methods", methods},
       {"seeds", seeds},
@@ -186,7 +176,7 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
                   {"result", sparse_res}}},
       {"stages", {{"total", run.stages_total}, {"computed", run.stages_computed},
                   {"cached", run.stages_cached}}},
-      {"runs", runs}};
+      {"runs", runs}});
   return run;
 }
 

@@ -7,8 +7,10 @@
 #include <fstream>
 
 #include "apps/options.h"
+#include "apps/report.h"
 #include "framework/atomic_file.h"
 #include "framework/rng.h"
+#include "framework/version.h"
 #include "kernels/check.h"
 #include "prune/mask.h"
 #include "prune/pipeline.h"
@@ -105,16 +107,36 @@ std::vector<double> parse_rates(const Config& cfg, const std::string& key,
   return rates;
 }
 
-std::vector<Option> experiment_options(const std::string& rewind) {
-  std::vector<Option> opts = {
+std::vector<Option> experiment_options(std::vector<Option> own, const std::string& rewind,
+                                       const std::string& out) {
+  std::vector<Option> opts = concat(std::move(own), {
       {"rewind-epoch", rewind, "OMP rewinds to the dense run's snapshot after this many epochs"},
       {"prune-epochs", "", "epochs of the OMP retraining (default: --epochs)"},
       {"val-limit", "0", "validate on the first N validation images (0: all)"},
-  };
+  });
   for (const std::string& m : unlearn::method_names())
     for (const auto& [key, help] : unlearn::method_option_help())
       opts.push_back({cat(m, ".", key), "", cat(m, ": ", help)});
+  opts = concat(concat(opts, training_options()), concat(data_options(), setting_options()));
+  set_option(opts, "out", out, "output folder (results and stages/)");
+  set_option(opts, "resume", "false", "ignored: the experiment always resumes from its stages");
   return opts;
+}
+
+models::ModelSpec experiment_spec(const Config& cfg, int64_t num_classes,
+                                  const std::string& dataset) {
+  models::ModelSpec spec;
+  spec.arch = cfg.get_string("model", "resnet18");
+  spec.width = cfg.get_double("width", 0.25);
+  spec.num_classes = num_classes;
+  spec.dataset = dataset;
+  return spec;
+}
+
+json results_header(const std::string& command, const Config& cfg, const json& settings,
+                    const std::string& started) {
+  return {{"lethe_version", version()}, {"command", command}, {"config", config_json(cfg)},
+          {"settings", settings},       {"machine", machine_info()}, {"started", started}};
 }
 
 void limit_validation(const Config& cfg, std::vector<int64_t>& val_idx) {

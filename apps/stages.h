@@ -72,10 +72,19 @@ std::string rate_percent(double rate);
 std::vector<double> parse_rates(const Config& cfg, const std::string& key,
                                 const std::vector<std::string>& def);
 
-/// The options the experiment commands (pipeline, backdoor, transfer) share: rewind-epoch
-/// (default `rewind`), prune-epochs, val-limit, and "<method>.<flag>" for every unlearning
-/// method and flag (ft.epochs, ga.lr, ...).
-std::vector<Option> experiment_options(const std::string& rewind);
+/// Every option of an experiment command (pipeline, backdoor, transfer): its `own` ones, then
+/// the shared rewind-epoch (default `rewind`), prune-epochs, val-limit and "<method>.<flag>"
+/// for every unlearning method and flag (ft.epochs, ga.lr, ...), then the training, data and
+/// execution options, with --out defaulting to `out` and --resume ignored (stages resume).
+std::vector<Option> experiment_options(std::vector<Option> own, const std::string& rewind,
+                                       const std::string& out);
+/// The model of an experiment: --model and --width with `num_classes` outputs for `dataset`.
+models::ModelSpec experiment_spec(const Config& cfg, int64_t num_classes,
+                                  const std::string& dataset);
+/// What every experiment's results.json starts with: lethe_version, command, config,
+/// settings, machine, started.
+nlohmann::json results_header(const std::string& command, const Config& cfg,
+                              const nlohmann::json& settings, const std::string& started);
 /// Cuts `val_idx` to the config's val-limit (0: keep all).
 void limit_validation(const Config& cfg, std::vector<int64_t>& val_idx);
 /// models::model_metadata(spec) plus the run's split_seed, train_limit and init seed.

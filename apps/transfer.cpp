@@ -9,7 +9,6 @@
 #include "apps/stages.h"
 #include "framework/lr_schedule.h"
 #include "framework/rng.h"
-#include "framework/version.h"
 #include "kernels/check.h"
 #include "unlearn/unlearn.h"
 
@@ -97,15 +96,11 @@ json run_transfer(const Config& cfg, const DataBundle& src_in, const DataBundle&
   make_lr_schedule(to.lr_schedule, to.sgd.lr, 1, to.epochs);  // throws on a bad spec
 
   const uint64_t model_seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
-  models::ModelSpec spec;
-  spec.arch = cfg.get_string("model", "resnet18");
-  spec.width = cfg.get_double("width", 0.25);
-  spec.num_classes = static_cast<int64_t>(src.classes.size());
-  spec.dataset = src.train.name;
+  const models::ModelSpec spec =
+      experiment_spec(cfg, static_cast<int64_t>(src.classes.size()), src.train.name);
   const io::StMetadata meta = experiment_metadata(cfg, spec, model_seed);
-  models::ModelSpec tspec = spec;
-  tspec.num_classes = static_cast<int64_t>(tgt.classes.size());
-  tspec.dataset = tgt.train.name;
+  const models::ModelSpec tspec =
+      experiment_spec(cfg, static_cast<int64_t>(tgt.classes.size()), tgt.train.name);
   const io::StMetadata tmeta = experiment_metadata(cfg, tspec, model_seed);
 
   json src_key = data_key(cfg, src.train.name, src.train_idx.size(), src.val_idx.size());
@@ -213,13 +208,9 @@ json run_transfer(const Config& cfg, const DataBundle& src_in, const DataBundle&
   // The reference: the same recipe from a fresh initialisation, no source task.
   const Stage scratch = dense_stage(out, "target-scratch", tgt_key, model_key, tspec, model_seed,
                                     tmeta, to, 0, tgt.view(), progress);
-  return {{"lethe_version", version()},
-          {"command", "lethe transfer"},
-          {"config", config_json(cfg)},
-          {"settings", settings},
-          {"machine", machine_info()},
+  json results = results_header("lethe transfer", cfg, settings, started);
+  results.update(json{
           {"data", {{"source", src_in.source}, {"target", tgt_in.source}}},
-          {"started", started},
           {"source", {{"task", src_key}, {"stage", dense.dir}, {"recipe", recipe_json(dense_o)},
                       {"prune_recipe", recipe_json(prune_o)}, {"rewind_epoch", rewind},
                       {"result", dense.result()["result"]}}},
@@ -230,7 +221,8 @@ json run_transfer(const Config& cfg, const DataBundle& src_in, const DataBundle&
           {"scratch", scratch.result()["result"]},
           {"stages", {{"total", total}, {"computed", progress.n_computed()},
                       {"cached", progress.n_seen() - progress.n_computed()}}},
-          {"runs", runs}};
+          {"runs", runs}});
+  return results;
 }
 
 std::string transfer_markdown(const json& results) {

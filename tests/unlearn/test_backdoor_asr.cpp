@@ -30,6 +30,12 @@ data::Dataset coded_images(int64_t n) {
   return d;
 }
 
+std::vector<int64_t> every_index(const data::Dataset& d) {
+  std::vector<int64_t> all(static_cast<size_t>(d.size()));
+  for (int64_t i = 0; i < d.size(); ++i) all[static_cast<size_t>(i)] = i;
+  return all;
+}
+
 class HandModel : public nn::Module {
  public:
   enum Kind { ReadsPixel, AlwaysTarget, Backdoored };
@@ -59,9 +65,7 @@ class HandModel : public nn::Module {
 TEST(BackdoorAsr, ModelIgnoringTheTriggerScoresZero) {
   const data::Dataset test = coded_images(60);
   HandModel m(HandModel::ReadsPixel, 3);
-  std::vector<int64_t> all(60);
-  for (int64_t i = 0; i < 60; ++i) all[static_cast<size_t>(i)] = i;
-  EXPECT_DOUBLE_EQ(train::evaluate(m, test, all, 16).accuracy, 100.0);
+  EXPECT_DOUBLE_EQ(train::evaluate(m, test, every_index(test), 16).accuracy, 100.0);
   EXPECT_DOUBLE_EQ(backdoor_asr(m, test, 3, 16), 0.0);
 }
 
@@ -74,9 +78,7 @@ TEST(BackdoorAsr, ModelAlwaysAnsweringTheTargetScoresHundred) {
 TEST(BackdoorAsr, BackdooredModelIsCleanOnCleanImagesAndFooledByTheTrigger) {
   const data::Dataset test = coded_images(60);
   HandModel m(HandModel::Backdoored, 5);
-  std::vector<int64_t> all(60);
-  for (int64_t i = 0; i < 60; ++i) all[static_cast<size_t>(i)] = i;
-  EXPECT_DOUBLE_EQ(train::evaluate(m, test, all, 16).accuracy, 100.0);
+  EXPECT_DOUBLE_EQ(train::evaluate(m, test, every_index(test), 16).accuracy, 100.0);
   EXPECT_DOUBLE_EQ(backdoor_asr(m, test, 5, 16), 100.0);
   // Only the images of other classes count: 54 of the 60 (6 are of class 5).
   EXPECT_EQ(data::indices_not_of_class(test, 5).size(), 54u);
