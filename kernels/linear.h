@@ -22,3 +22,22 @@ void linear_backward_ref(int64_t N, int64_t I, int64_t O, const T* x, const T* w
                          T* gx, T* gw, T* gb);
 
 }  // namespace lethe::kernels
+
+// ---- CUDA (kernels/cuda/linear.cu): float32, device pointers ----
+#include "kernels/cuda_exec.h"
+
+namespace lethe::kernels {
+
+/// linear_forward_cpu on the GPU (device pointers, enqueued on e.stream). The product is one
+/// gemm_cuda call that receives e unchanged, so e.version and e.math pick the GEMM version.
+// x: N*I, w: O*I, b: O or nullptr, y: N*O
+void linear_forward_cuda(int64_t N, int64_t I, int64_t O, const float* x, const float* w,
+                         const float* b, float* y, const CudaExec& e = {});
+/// linear_backward_cpu on the GPU: gx and gw through gemm_cuda (e passed on), gb a
+/// deterministic column sum of gy (fixed order, no atomics). Every output is overwritten.
+// gy: N*O; gx: N*I, gw: O*I, gb: O (each nullable)
+void linear_backward_cuda(int64_t N, int64_t I, int64_t O, const float* x, const float* w,
+                          const float* gy, float* gx, float* gw, float* gb,
+                          const CudaExec& e = {});
+
+}  // namespace lethe::kernels

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda_exec.h"
+
 namespace lethe::kernels {
 
 struct PoolShape {
@@ -41,5 +43,22 @@ template <typename T>
 void avgpool2d_forward_ref(const PoolShape& s, const T* x, T* y);
 template <typename T>
 void avgpool2d_backward_ref(const PoolShape& s, const T* gy, T* gx);
+
+// ---- CUDA (kernels/cuda/pool.cu): float32, device pointers ----
+// The same semantics (first maximum on ties, argmax = h*W + w as int32, count_include_pad).
+// Backward passes are gathers (one thread per input element, no atomics): deterministic, and
+// max pooling's gx sums in the CPU's order, so it equals the CPU result bit for bit.
+void maxpool2d_forward_cuda(const PoolShape& s, const float* x, float* y, int32_t* argmax,
+                            const CudaExec& e = {});
+void maxpool2d_backward_cuda(const PoolShape& s, const float* gy, const int32_t* argmax,
+                             float* gx, const CudaExec& e = {});
+void avgpool2d_forward_cuda(const PoolShape& s, const float* x, float* y,
+                            const CudaExec& e = {});
+void avgpool2d_backward_cuda(const PoolShape& s, const float* gy, float* gx,
+                             const CudaExec& e = {});
+void global_avgpool_forward_cuda(int64_t NC, int64_t HW, const float* x, float* y,
+                                 const CudaExec& e = {});
+void global_avgpool_backward_cuda(int64_t NC, int64_t HW, const float* gy, float* gx,
+                                  const CudaExec& e = {});
 
 }  // namespace lethe::kernels

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda_exec.h"
+
 namespace lethe::kernels {
 
 // x, y: M*C
@@ -35,5 +37,29 @@ template <typename T> void log_softmax_forward_ref(int64_t M, int64_t C, const T
 template <typename T>
 void cross_entropy_forward_ref(int64_t M, int64_t C, const T* logits, const int32_t* labels,
                                T smoothing, T* loss, T* logp);
+
+// ---- CUDA (kernels/cuda/softmax.cu): float32, device pointers ----
+// The same formulas and numerics (row max in float, exp in float, row sums in double).
+// Versions (e.version): 1 "warp_row" (one warp per row), 2 "block_row" (one 256-thread block
+// per row); the default (0) takes v1 for C <= 256 and v2 above. labels: M int32 on the device.
+void softmax_forward_cuda(int64_t M, int64_t C, const float* x, float* y,
+                          const CudaExec& e = {});
+void log_softmax_forward_cuda(int64_t M, int64_t C, const float* x, float* y,
+                              const CudaExec& e = {});
+void softmax_backward_cuda(int64_t M, int64_t C, const float* y, const float* gy, float* gx,
+                           const CudaExec& e = {});
+void log_softmax_backward_cuda(int64_t M, int64_t C, const float* y, const float* gy,
+                               float* gx, const CudaExec& e = {});
+void cross_entropy_forward_cuda(int64_t M, int64_t C, const float* logits,
+                                const int32_t* labels, float smoothing, float* loss,
+                                float* logp, const CudaExec& e = {});
+void cross_entropy_backward_cuda(int64_t M, int64_t C, const float* logp,
+                                 const int32_t* labels, float smoothing, const float* gloss,
+                                 float* glogits, const CudaExec& e = {});
+
+/// Number of CUDA kernel versions of this family (valid e.version: 0 = default, 1..N).
+int softmax_cuda_versions();
+/// Short name of version v in 1..N ("warp_row", "block_row").
+const char* softmax_cuda_version_name(int v);
 
 }  // namespace lethe::kernels
