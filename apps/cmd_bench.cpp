@@ -17,6 +17,7 @@
 #include "apps/report.h"
 #include "framework/autograd.h"
 #include "framework/checkpoint.h"
+#include "framework/cuda_allocator.h"
 #include "framework/ops.h"
 #include "framework/optim.h"
 #include "framework/version.h"
@@ -38,7 +39,7 @@ int cmd_bench(const std::vector<std::string>& args) {
                  {"steps", "20", "timed steps (after 5 warm-up steps)"},
                  {"inference", "false", "time eval-mode forward passes without gradients"},
                  {"threads", "0", "CPU threads (0: one per core)"},
-                 {"device", "cpu", "cpu"},
+                 {"device", "cpu", "cpu | cuda | cuda:N"},
                  {"math-mode", "fp32", "fp32 | tf32"},
                  {"conv-backend", "lethe", "lethe | cudnn"},
                  {"sparse", "auto", "auto | on | off"},
@@ -48,7 +49,8 @@ int cmd_bench(const std::vector<std::string>& args) {
                  {"compare-sparse", "false", "time --sparse off, then --sparse, in one run; print the ratio"}};
   Config cfg;
   if (!parse_args(cmd, args, cfg)) return 0;
-  const nlohmann::json settings = apply_settings(cfg);
+  const nlohmann::json settings = apply_settings(cfg, /*allow_cuda=*/true);
+  const Device dev = parse_device(cfg.get_string("device", "cpu"));
   models::ModelSpec spec{cfg.get_string("model", "resnet18"), cfg.get_double("width", 1.0), 10,
                          "cifar10"};
   const int64_t batch = cfg.get_int("batch", 64), steps = cfg.get_int("steps", 20);
@@ -86,7 +88,12 @@ int cmd_bench(const std::vector<std::string>& args) {
   gen.fill_normal(x.data<float>(), x.numel());
   std::vector<int32_t> y(static_cast<size_t>(batch));
   for (auto& v : y) v = static_cast<int32_t>(gen.randint(10));
-  const Tensor labels = Tensor::from_vector(y, {batch});
+  Tensor labels = Tensor::from_vector(y, {batch});
+  if (dev.is_cuda()) {  // everything the step touches lives on the GPU; masks move in place
+    model->to(dev);
+    x = x.to(dev);
+    labels = labels.to(dev);
+  }
   SGD opt(model->parameters(), {.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4});
   for (const auto& [name, p] : model->named_parameters()) {
     auto it = masks.find(name);
@@ -107,8 +114,11 @@ int cmd_bench(const std::vector<std::string>& args) {
   };
   auto timed = [&] {
     for (int i = 0; i < 5; ++i) step();
+    synchronize(dev);  // the GPU queue is empty before the clock starts and when it stops
+    if (dev.is_cuda()) cuda_reset_peak(dev.index);
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < steps; ++i) step();
+    synchronize(dev);
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   double dense_dt = 0;
@@ -145,6 +155,11 @@ int cmd_bench(const std::vector<std::string>& args) {
     out["prune_rate"] = rate;
     out["prune_scope"] = scope;
     out["sparse"] = to_string(execution_settings().sparse);
+  }
+  if (dev.is_cuda()) {
+    const CudaMemoryStats ms = cuda_memory_stats(dev.index);
+    out["peak_mem_mib"] = static_cast<double>(ms.peak_allocated) / (1 << 20);
+    out["device_mallocs"] = ms.device_mallocs;
   }
   if (compare) {
     out["dense_kernels_images_per_s"] = static_cast<double>(batch * steps) / dense_dt;

@@ -81,7 +81,8 @@ int cmd_train(const std::vector<std::string>& args) {
   const Command cmd = train_command();
   Config cfg;
   if (!parse_args(cmd, args, cfg)) return 0;
-  const nlohmann::json settings = apply_settings(cfg);
+  const nlohmann::json settings = apply_settings(cfg, /*allow_cuda=*/true);
+  const Device dev = parse_device(cfg.get_string("device", "cpu"));
   const std::string started = now_iso8601();
   DataBundle d = load_data(cfg);
 
@@ -93,6 +94,7 @@ int cmd_train(const std::vector<std::string>& args) {
   const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed", 1));
   Generator init_gen(seed, 0);
   auto model = models::make_model(spec, init_gen);
+  model->to(dev);  // initialised on the host (the same weights on every device), then moved
 
   train::TrainOptions o = training_recipe(cfg);
   o.out_dir = cfg.get_string("out", "runs/train");
@@ -121,6 +123,7 @@ int cmd_train(const std::vector<std::string>& args) {
   Generator g2(seed, 0);
   auto best = models::make_model(spec, g2);
   const std::string best_path = (fs::path(o.out_dir) / "best.safetensors").string();
+  best->to(dev);
   load_checkpoint(best_path, *best, models::model_metadata(spec));
   const train::EvalResult best_test = train::evaluate(*best, d.test, test_idx);
 

@@ -33,7 +33,16 @@ nlohmann::json machine_info() {
   return j;
 }
 
-nlohmann::json apply_settings(const Config& cfg) {
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device::cpu();
+  if (s == "cuda") return Device::cuda(0);
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 &&
+      s.find_first_not_of("0123456789", 5) == std::string::npos && s.size() < 8)
+    return Device::cuda(std::stoi(s.substr(5)));
+  LETHE_CHECK(false, "--device '", s, "' is not one of: cpu, cuda, cuda:N");
+}
+
+nlohmann::json apply_settings(const Config& cfg, bool allow_cuda) {
   const int64_t threads = cfg.get_int("threads", 0);
   LETHE_CHECK(threads >= 0, "--threads must be >= 0 (0: one per core), got ", threads);
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
@@ -42,8 +51,18 @@ nlohmann::json apply_settings(const Config& cfg) {
   s.conv = parse_conv_backend(cfg.get_string("conv-backend", "lethe"));
   s.sparse = parse_sparse_mode(cfg.get_string("sparse", "auto"));
   const std::string device = cfg.get_string("device", "cpu");
-  LETHE_CHECK(device == "cpu", "--device ", device,
-              ": only the CPU backend exists in this build (the CUDA kernels are not written yet)");
+  if (allow_cuda && device != "cpu") {
+    const Device d = parse_device(device);
+    LETHE_CHECK(d.index < cuda_device_count(), "--device ", device, ": ",
+                cuda_device_count() == 0 ? "no CUDA device is visible (or this lethe was built "
+                                           "without CUDA)"
+                                         : "no such CUDA device");
+  } else {
+    LETHE_CHECK(device == "cpu", "--device ", device,
+                ": this command runs on the CPU only for now (`lethe bench` also takes cuda)");
+  }
+  LETHE_CHECK(s.conv == ConvBackend::Lethe || device != "cpu",
+              "--conv-backend cudnn runs on the GPU only; add --device cuda or drop it");
   set_execution_settings(s);
   return {{"device", device},
           {"math_mode", to_string(s.math)},

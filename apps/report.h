@@ -6,14 +6,18 @@
 #include <string>
 
 #include "framework/config.h"
+#include "framework/tensor.h"
 
 namespace lethe::cli {
 
 /// CPU model, core count, OpenMP threads, GPU (null without one).
 nlohmann::json machine_info();
+/// "cpu", "cuda" (= cuda:0) or "cuda:N"; anything else throws with the valid spellings.
+Device parse_device(const std::string& s);
 /// Applies `threads` (0: all cores) and the execution-setting keys of `cfg`
-/// (math-mode, conv-backend, sparse); returns them as JSON for the results.
-nlohmann::json apply_settings(const Config& cfg);
+/// (math-mode, conv-backend, sparse); returns them as JSON for the results. `device` must be
+/// cpu unless allow_cuda (a command that runs on the GPU), then also a visible CUDA device.
+nlohmann::json apply_settings(const Config& cfg, bool allow_cuda = false);
 /// Every key/value of the config (the run's complete recipe).
 nlohmann::json config_json(const Config& cfg);
 /// UTC time, ISO 8601.

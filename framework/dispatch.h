@@ -4,6 +4,7 @@
 
 #include "framework/autograd.h"
 #include "framework/tensor.h"
+#include "kernels/cuda_exec.h"
 
 namespace lethe::detail {
 
@@ -17,15 +18,42 @@ void dispatch_float(const char* op, DType t, F&& f) {
   }
 }
 
-/// The device switch of every op: CPU runs `cpu`; CUDA ops come with the CUDA backend.
+/// The device switch of an op that has only a CPU kernel so far.
 template <typename F>
 void on_device(const char* op, Device dev, F&& cpu) {
   switch (dev.type) {
     case DeviceType::CPU: cpu(); return;
     case DeviceType::CUDA:
-      LETHE_CHECK(false, op, ": no CUDA kernel in this build yet; move the tensors to the CPU");
+      LETHE_CHECK(false, op, ": no CUDA kernel for this op yet; move the tensors to the CPU");
   }
 }
+
+/// The device switch of every op: CPU runs `cpu`, CUDA runs `cuda`. In a CPU-only build the
+/// `cuda` lambda is never called, so its body (which names kernels/cuda symbols that such a
+/// build does not define) is never emitted.
+template <typename F, typename G>
+void on_device(const char* op, Device dev, F&& cpu, [[maybe_unused]] G&& cuda) {
+  switch (dev.type) {
+    case DeviceType::CPU: cpu(); return;
+    case DeviceType::CUDA:
+#ifdef LETHE_WITH_CUDA
+      cuda();
+      return;
+#else
+      LETHE_CHECK(false, op, ": this lethe was built without CUDA");
+#endif
+  }
+}
+
+/// The CUDA kernels are float32 only (fp64 is for the CPU oracles and gradient checks).
+inline void check_cuda_float(const char* op, DType t) {
+  LETHE_CHECK(t == DType::F32, op, ": the CUDA kernels take float32, got ", dtype_name(t),
+              "; convert on the CPU first");
+}
+
+/// How the CUDA kernels of an op run: the default stream, the default version, the math mode
+/// of the process-wide execution settings (fp32 unless `math_mode = tf32`).
+kernels::CudaExec cuda_exec();
 
 inline void check_defined(const char* op, const Tensor& t, const char* what) {
   LETHE_CHECK(t.defined(), op, ": ", what, " is undefined");

@@ -50,6 +50,26 @@ void Module::zero_grad() {
   for (auto& [name, t] : named_parameters()) t.zero_grad();
 }
 
+namespace {
+/// Replaces t's storage by a copy on dev, keeping the TensorImpl (and so every handle).
+void move_in_place(Tensor& t, Device dev) {
+  if (!t.defined() || t.device() == dev) return;
+  LETHE_CHECK(t.is_contiguous(), "Module::to: ", t.str(), " is not contiguous");
+  const Tensor moved = t.to(dev);
+  t.impl()->storage = moved.impl()->storage;
+  t.impl()->offset = 0;
+  t.impl()->grad.reset();
+}
+}  // namespace
+
+void Module::to(Device dev) {
+  for (auto& [name, t] : params_) move_in_place(t, dev);
+  for (auto& [name, t] : buffers_)
+    if (t.dtype() == DType::F32 || t.dtype() == DType::F64) move_in_place(t, dev);
+  move_own_tensors(dev);
+  for (auto& [name, child] : children_) child->to(dev);
+}
+
 Tensor Module::register_parameter(const std::string& name, Tensor t) {
   t.set_requires_grad(true);
   params_.emplace_back(name, t);
@@ -84,6 +104,10 @@ void Conv2d::set_mask(const Tensor& mask) {
   }
   mask_ = mask;
   pattern_.reset();
+}
+
+void Conv2d::move_own_tensors(Device dev) {
+  move_in_place(mask_, dev);  // the pattern (host CSR) depends on the values only: kept
 }
 
 std::shared_ptr<const kernels::SparsePattern> Conv2d::sparse_pattern() {

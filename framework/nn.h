@@ -39,6 +39,11 @@ class Module {
   bool is_training() const { return training_; }
   /// Drops every parameter's accumulated gradient.
   void zero_grad();
+  /// Moves every parameter, floating-point buffer and layer-owned tensor (a Conv2d mask) to
+  /// `dev` in place: every other handle to them (an optimizer, a MaskSet) sees the moved
+  /// data. Gradients are dropped. Integer buffers (num_batches_tracked) stay on the host:
+  /// they are counters that no kernel reads. Recursive.
+  void to(Device dev);
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {
     return children_;
   }
@@ -47,6 +52,8 @@ class Module {
   /// Registers a parameter (it then requires gradients) and returns the same handle.
   Tensor register_parameter(const std::string& name, Tensor t);
   Tensor register_buffer(const std::string& name, Tensor t);
+  /// Layers holding tensors outside params/buffers move them here (called by to()).
+  virtual void move_own_tensors(Device) {}
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
@@ -87,6 +94,7 @@ class Conv2d : public Module {
   Tensor mask_;
   std::shared_ptr<const kernels::SparsePattern> pattern_;
   std::string last_path_;
+  void move_own_tensors(Device dev) override;
 };
 
 /// Batch norm over channels, affine, eps 1e-5, momentum 0.1, PyTorch's buffers

@@ -7,7 +7,9 @@
 namespace lethe::ops {
 
 using detail::check_defined;
+using detail::check_cuda_float;
 using detail::check_like;
+using detail::cuda_exec;
 using detail::dispatch_float;
 using detail::on_device;
 
@@ -28,6 +30,10 @@ Tensor relu_grad(const char* op, const Tensor& y, const Tensor& gy) {
       using T = decltype(t);
       kernels::relu_backward_cpu<T>(gy.numel(), y.data<T>(), gy.data<T>(), gx.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, gy.dtype());
+    kernels::relu_backward_cuda(gy.numel(), y.data<float>(), gy.data<float>(), gx.data<float>(),
+                                cuda_exec());
   });
   return gx;
 }
@@ -62,6 +68,13 @@ Tensor mul_nograd(const Tensor& a, const Tensor& b) {
       else
         kernels::mul_cpu<T>(a.numel(), a.data<T>(), b.data<T>(), y.data<T>());
     });
+  }, [&] {
+    check_cuda_float("mul", a.dtype());
+    if (b.dtype() == DType::U8)
+      kernels::mask_mul_cuda(a.numel(), a.data<float>(), b.data<uint8_t>(), y.data<float>(),
+                             cuda_exec());
+    else
+      kernels::mul_cuda(a.numel(), a.data<float>(), b.data<float>(), y.data<float>(), cuda_exec());
   });
   return y;
 }
@@ -84,6 +97,10 @@ Tensor scale_nograd(const Tensor& x, double alpha) {
       using T = decltype(t);
       kernels::scale_cpu<T>(x.numel(), static_cast<T>(alpha), x.data<T>(), y.data<T>());
     });
+  }, [&] {
+    check_cuda_float("scale", x.dtype());
+    kernels::scale_cuda(x.numel(), static_cast<float>(alpha), x.data<float>(), y.data<float>(),
+                        cuda_exec());
   });
   return y;
 }
@@ -119,6 +136,9 @@ Tensor reduce_all(const char* op, const Tensor& x, double factor) {
       using T = decltype(t);
       total = kernels::sum_cpu<T>(x.numel(), x.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, x.dtype());
+    total = kernels::sum_cuda(x.numel(), x.data<float>(), cuda_exec());
   });
   Tensor y = Tensor::full({}, total * factor, x.dtype(), x.device());
   if (autograd::needs_grad({&x})) {
@@ -142,6 +162,9 @@ Tensor relu(const Tensor& x) {
       using T = decltype(t);
       kernels::relu_forward_cpu<T>(x.numel(), x.data<T>(), y.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, x.dtype());
+    kernels::relu_forward_cuda(x.numel(), x.data<float>(), y.data<float>(), cuda_exec());
   });
   if (autograd::needs_grad({&x})) {
     auto node = std::make_shared<ReluBackward>();
@@ -177,6 +200,10 @@ Tensor add_relu(const Tensor& a, const Tensor& b) {
       using T = decltype(t);
       kernels::add_relu_cpu<T>(a.numel(), a.data<T>(), b.data<T>(), y.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, a.dtype());
+    kernels::add_relu_cuda(a.numel(), a.data<float>(), b.data<float>(), y.data<float>(),
+                           cuda_exec());
   });
   if (autograd::needs_grad({&a, &b})) {
     auto node = std::make_shared<AddReluBackward>();
@@ -250,6 +277,9 @@ void add_inplace(Tensor& a, const Tensor& b) {
       using T = decltype(t);
       kernels::axpy_cpu<T>(a.numel(), T(1), b.data<T>(), a.data<T>());
     });
+  }, [&] {
+    check_cuda_float("add_inplace", a.dtype());
+    kernels::axpy_cuda(a.numel(), 1.0f, b.data<float>(), a.data<float>(), cuda_exec());
   });
 }
 
@@ -262,6 +292,9 @@ Tensor add_nograd(const Tensor& a, const Tensor& b) {
       using T = decltype(t);
       kernels::add_cpu<T>(a.numel(), a.data<T>(), b.data<T>(), y.data<T>());
     });
+  }, [&] {
+    check_cuda_float("add", a.dtype());
+    kernels::add_cuda(a.numel(), a.data<float>(), b.data<float>(), y.data<float>(), cuda_exec());
   });
   return y;
 }

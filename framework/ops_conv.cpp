@@ -1,18 +1,82 @@
 // conv2d and linear: the GEMM-shaped ops.
 #include "framework/dispatch.h"
 #include "framework/ops.h"
+#include "framework/settings.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_cudnn.h"
 #include "kernels/linear.h"
 #include "kernels/sparse/conv2d_sparse.h"
 
 namespace lethe::ops {
 
 using detail::check_defined;
+using detail::check_cuda_float;
 using detail::check_like;
+using detail::cuda_exec;
 using detail::dispatch_float;
 using detail::on_device;
 
 namespace {
+
+#ifdef LETHE_WITH_CUDA
+// The three conv products on the GPU: lethe's kernels, or cuDNN when `conv_backend = cudnn`
+// asks for it (never as a fallback). Scratch comes from the caching allocator.
+bool use_cudnn() {
+  if (execution_settings().conv != ConvBackend::CuDNN) return false;
+#ifndef LETHE_WITH_CUDNN
+  LETHE_CHECK(false, "conv_backend = cudnn, but this lethe was built without cuDNN");
+#endif
+  return true;
+}
+
+Tensor scratch(size_t bytes, Device dev) {
+  return Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, dev);
+}
+
+void conv_forward_cuda(const kernels::Conv2dShape& s, const Tensor& x, const Tensor& w,
+                       const Tensor& bias, Tensor& y) {
+  const kernels::CudaExec e = cuda_exec();
+  const float* b = bias.defined() ? bias.data<float>() : nullptr;
+  if (use_cudnn()) {
+#ifdef LETHE_WITH_CUDNN
+    const size_t ws = kernels::conv2d_cudnn_workspace_bytes(s, e);
+    Tensor tmp = scratch(ws, x.device());
+    kernels::conv2d_forward_cudnn(s, x.data<float>(), w.data<float>(), b, y.data<float>(),
+                                  tmp.raw_data(), ws, e);
+#endif
+    return;
+  }
+  kernels::conv2d_forward_cuda(s, x.data<float>(), w.data<float>(), b, y.data<float>(), e);
+}
+
+void conv_backward_cuda(const kernels::Conv2dShape& s, const Tensor& x, const Tensor& w,
+                        const Tensor& gy, Tensor& gx, Tensor& gw, Tensor& gb) {
+  const kernels::CudaExec e = cuda_exec();
+  float* gbp = gb.defined() ? gb.data<float>() : nullptr;
+  if (use_cudnn()) {
+#ifdef LETHE_WITH_CUDNN
+    const size_t ws = kernels::conv2d_cudnn_workspace_bytes(s, e);
+    Tensor tmp = scratch(ws, gy.device());
+    if (gx.defined())
+      kernels::conv2d_backward_data_cudnn(s, gy.data<float>(), w.data<float>(), gx.data<float>(),
+                                          tmp.raw_data(), ws, e);
+    if (gw.defined())
+      kernels::conv2d_backward_weight_cudnn(s, x.data<float>(), gy.data<float>(),
+                                            gw.data<float>(), gbp, tmp.raw_data(), ws, e);
+#endif
+    return;
+  }
+  if (gx.defined())
+    kernels::conv2d_backward_data_cuda(s, gy.data<float>(), w.data<float>(), gx.data<float>(), e);
+  if (gw.defined()) {
+    // Split-K partials of the long N*P*Q reduction.
+    const size_t ws = kernels::conv2d_cuda_workspace_bytes(s, e);
+    Tensor tmp = scratch(ws, gy.device());
+    kernels::conv2d_backward_weight_cuda(s, x.data<float>(), gy.data<float>(), gw.data<float>(),
+                                         gbp, tmp.raw_data(), ws, e);
+  }
+}
+#endif
 
 struct Conv2dBackward : Node {
   kernels::Conv2dShape s;
@@ -35,6 +99,9 @@ struct Conv2dBackward : Node {
           kernels::conv2d_backward_weight_cpu<T>(s, x.data<T>(), gy.data<T>(), gw.data<T>(),
                                                  gb.defined() ? gb.data<T>() : nullptr);
       });
+    }, [&] {
+      check_cuda_float("conv2d backward", gy.dtype());
+      conv_backward_cuda(s, x, w, gy, gx, gw, gb);
     });
     if (!need_w) gw = Tensor();
     return {gx, gw, gb};
@@ -88,6 +155,12 @@ struct LinearBackward : Node {
                                         gw.defined() ? gw.data<T>() : nullptr,
                                         gb.defined() ? gb.data<T>() : nullptr);
       });
+    }, [&] {
+      check_cuda_float("linear backward", gy.dtype());
+      kernels::linear_backward_cuda(N, I, O, x.data<float>(), w.data<float>(), gy.data<float>(),
+                                    gx.defined() ? gx.data<float>() : nullptr,
+                                    gw.defined() ? gw.data<float>() : nullptr,
+                                    gb.defined() ? gb.data<float>() : nullptr, cuda_exec());
     });
     return {gx, gw, gb};
   }
@@ -127,6 +200,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stri
       kernels::conv2d_forward_cpu<T>(s, x.data<T>(), w.data<T>(),
                                      bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, x.dtype());
+    conv_forward_cuda(s, x, w, bias, y);
   });
   if (autograd::needs_grad({&x, &w, &bias})) {
     auto node = std::make_shared<Conv2dBackward>();
@@ -179,6 +255,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
       kernels::linear_forward_cpu<T>(N, I, O, x.data<T>(), w.data<T>(),
                                      bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, x.dtype());
+    kernels::linear_forward_cuda(N, I, O, x.data<float>(), w.data<float>(),
+                                 bias.defined() ? bias.data<float>() : nullptr, y.data<float>(),
+                                 cuda_exec());
   });
   if (autograd::needs_grad({&x, &w, &bias})) {
     auto node = std::make_shared<LinearBackward>();

@@ -10,6 +10,8 @@ namespace lethe::ops {
 using detail::check_defined;
 using detail::check_like;
 using detail::dispatch_float;
+using detail::check_cuda_float;
+using detail::cuda_exec;
 using detail::on_device;
 
 namespace {
@@ -34,6 +36,14 @@ struct SoftmaxBackward : Node {
         else
           kernels::softmax_backward_cpu<T>(M, C, y.data<T>(), gy.data<T>(), gx.data<T>());
       });
+    }, [&] {
+      check_cuda_float(name(), gy.dtype());
+      if (log)
+        kernels::log_softmax_backward_cuda(M, C, y.data<float>(), gy.data<float>(),
+                                           gx.data<float>(), cuda_exec());
+      else
+        kernels::softmax_backward_cuda(M, C, y.data<float>(), gy.data<float>(), gx.data<float>(),
+                                       cuda_exec());
     });
     return {gx};
   }
@@ -52,6 +62,12 @@ Tensor softmax_impl(const Tensor& x, bool log) {
       else
         kernels::softmax_forward_cpu<T>(M, C, x.data<T>(), y.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, x.dtype());
+    if (log)
+      kernels::log_softmax_forward_cuda(M, C, x.data<float>(), y.data<float>(), cuda_exec());
+    else
+      kernels::softmax_forward_cuda(M, C, x.data<float>(), y.data<float>(), cuda_exec());
   });
   if (autograd::needs_grad({&x})) {
     auto node = std::make_shared<SoftmaxBackward>();
@@ -84,6 +100,11 @@ struct CrossEntropyBackward : Node {
                                                static_cast<T>(smoothing), gloss.data<T>(),
                                                glogits.data<T>());
       });
+    }, [&] {
+      check_cuda_float(name(), gy.dtype());
+      kernels::cross_entropy_backward_cuda(M, C, logp.data<float>(), labels.data<int32_t>(),
+                                           static_cast<float>(smoothing), gloss.data<float>(),
+                                           glogits.data<float>(), cuda_exec());
     });
     return {glogits};
   }
@@ -105,6 +126,10 @@ struct L1Backward : Node {
           using T = decltype(t);
           kernels::sign_axpy_cpu<T>(p.numel(), static_cast<T>(g), p.data<T>(), gp.data<T>());
         });
+      }, [&] {
+        check_cuda_float(name(), p.dtype());
+        kernels::sign_axpy_cuda(p.numel(), static_cast<float>(g), p.data<float>(),
+                                gp.data<float>(), cuda_exec());
       });
       grads.push_back(gp);
     }
@@ -132,17 +157,26 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, Reduction reduc
               label_smoothing, " outside [0, 1]");
   Tensor loss = Tensor::empty({M}, logits.dtype(), logits.device());
   Tensor logp = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-  on_device(op, logits.device(), [&] {
-    const int32_t* lab = labels.data<int32_t>();
+  auto check_labels = [&](const int32_t* lab) {
     for (int64_t i = 0; i < M; ++i)
       LETHE_CHECK(lab[i] >= 0 && lab[i] < C, op, ": label ", lab[i], " of sample ", i,
                   " outside [0, ", C, ")");
+  };
+  on_device(op, logits.device(), [&] {
+    const int32_t* lab = labels.data<int32_t>();
+    check_labels(lab);
     dispatch_float(op, logits.dtype(), [&](auto t) {
       using T = decltype(t);
       kernels::cross_entropy_forward_cpu<T>(M, C, logits.data<T>(), lab,
                                             static_cast<T>(label_smoothing), loss.data<T>(),
                                             logp.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, logits.dtype());
+    check_labels(labels.to_vector<int32_t>().data());  // M ints: a small synchronous copy
+    kernels::cross_entropy_forward_cuda(M, C, logits.data<float>(), labels.data<int32_t>(),
+                                        static_cast<float>(label_smoothing), loss.data<float>(),
+                                        logp.data<float>(), cuda_exec());
   });
   Tensor out = loss;
   if (reduction != Reduction::None) {
@@ -175,6 +209,9 @@ Tensor l1_norm(const std::vector<Tensor>& params) {
         using T = decltype(t);
         total += kernels::abs_sum_cpu<T>(p.numel(), p.data<T>());
       });
+    }, [&] {
+      check_cuda_float(op, p.dtype());
+      total += kernels::abs_sum_cuda(p.numel(), p.data<float>(), cuda_exec());
     });
   }
   Tensor y = Tensor::full({}, total, first.dtype(), first.device());

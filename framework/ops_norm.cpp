@@ -12,6 +12,8 @@ using detail::check_defined;
 using detail::check_like;
 using detail::check_shape;
 using detail::dispatch_float;
+using detail::check_cuda_float;
+using detail::cuda_exec;
 using detail::on_device;
 
 namespace {
@@ -38,6 +40,13 @@ struct BatchNormBackward : Node {
             mean.data<T>(), invstd.data<T>(), gx.data<T>(), gg.defined() ? gg.data<T>() : nullptr,
             gb.defined() ? gb.data<T>() : nullptr);
       });
+    }, [&] {
+      check_cuda_float("batch_norm2d backward", gy.dtype());
+      kernels::batchnorm_backward_cuda(
+          s, training, x.data<float>(), gy.data<float>(),
+          gamma.defined() ? gamma.data<float>() : nullptr, mean.data<float>(),
+          invstd.data<float>(), gx.data<float>(), gg.defined() ? gg.data<float>() : nullptr,
+          gb.defined() ? gb.data<float>() : nullptr, cuda_exec());
     });
     return {x.requires_grad() ? gx : Tensor(), gg, gb};
   }
@@ -55,6 +64,10 @@ struct MaxPoolBackward : Node {
         kernels::maxpool2d_backward_cpu<T>(s, gy.data<T>(), argmax.data<int32_t>(),
                                            gx.data<T>());
       });
+    }, [&] {
+      check_cuda_float(name(), gy.dtype());
+      kernels::maxpool2d_backward_cuda(s, gy.data<float>(), argmax.data<int32_t>(),
+                                       gx.data<float>(), cuda_exec());
     });
     return {gx};
   }
@@ -70,6 +83,9 @@ struct AvgPoolBackward : Node {
         using T = decltype(t);
         kernels::avgpool2d_backward_cpu<T>(s, gy.data<T>(), gx.data<T>());
       });
+    }, [&] {
+      check_cuda_float(name(), gy.dtype());
+      kernels::avgpool2d_backward_cuda(s, gy.data<float>(), gx.data<float>(), cuda_exec());
     });
     return {gx};
   }
@@ -86,6 +102,10 @@ struct GlobalAvgPoolBackward : Node {
         kernels::global_avgpool_backward_cpu<T>(x.size(0) * x.size(1), x.size(2) * x.size(3),
                                                 gy.data<T>(), gx.data<T>());
       });
+    }, [&] {
+      check_cuda_float(name(), gy.dtype());
+      kernels::global_avgpool_backward_cuda(x.size(0) * x.size(1), x.size(2) * x.size(3),
+                                            gy.data<float>(), gx.data<float>(), cuda_exec());
     });
     return {gx};
   }
@@ -153,6 +173,27 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
         }
       }
     });
+  }, [&] {
+    check_cuda_float(op, x.dtype());
+    const float* g = gamma.defined() ? gamma.data<float>() : nullptr;
+    const float* b = beta.defined() ? beta.data<float>() : nullptr;
+    const kernels::CudaExec e = cuda_exec();
+    if (training) {
+      kernels::batchnorm_forward_train_cuda(s, x.data<float>(), g, b, running_mean.data<float>(),
+                                            running_var.data<float>(),
+                                            static_cast<float>(momentum),
+                                            static_cast<float>(eps), y.data<float>(),
+                                            mean.data<float>(), invstd.data<float>(), e);
+    } else {
+      kernels::batchnorm_forward_eval_cuda(s, x.data<float>(), g, b, running_mean.data<float>(),
+                                           running_var.data<float>(), static_cast<float>(eps),
+                                           y.data<float>(), e);
+      // The eval statistics for backward: C values, computed on the host as on the CPU path.
+      std::vector<float> is = running_var.to_vector<float>();
+      for (float& v : is) v = static_cast<float>(1.0 / std::sqrt(static_cast<double>(v) + eps));
+      mean.copy_(running_mean);
+      invstd.copy_(Tensor::from_vector(is, {C}));
+    }
   });
   if (autograd::needs_grad({&x, &gamma, &beta})) {
     auto node = std::make_shared<BatchNormBackward>();
@@ -176,6 +217,10 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad) 
       using T = decltype(t);
       kernels::maxpool2d_forward_cpu<T>(s, x.data<T>(), y.data<T>(), argmax.data<int32_t>());
     });
+  }, [&] {
+    check_cuda_float(op, x.dtype());
+    kernels::maxpool2d_forward_cuda(s, x.data<float>(), y.data<float>(), argmax.data<int32_t>(),
+                                    cuda_exec());
   });
   if (autograd::needs_grad({&x})) {
     auto node = std::make_shared<MaxPoolBackward>();
@@ -196,6 +241,9 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad) 
       using T = decltype(t);
       kernels::avgpool2d_forward_cpu<T>(s, x.data<T>(), y.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, x.dtype());
+    kernels::avgpool2d_forward_cuda(s, x.data<float>(), y.data<float>(), cuda_exec());
   });
   if (autograd::needs_grad({&x})) {
     auto node = std::make_shared<AvgPoolBackward>();
@@ -217,6 +265,10 @@ Tensor global_avg_pool(const Tensor& x) {
       kernels::global_avgpool_forward_cpu<T>(x.size(0) * x.size(1), x.size(2) * x.size(3),
                                              x.data<T>(), y.data<T>());
     });
+  }, [&] {
+    check_cuda_float(op, x.dtype());
+    kernels::global_avgpool_forward_cuda(x.size(0) * x.size(1), x.size(2) * x.size(3),
+                                         x.data<float>(), y.data<float>(), cuda_exec());
   });
   if (autograd::needs_grad({&x})) {
     auto node = std::make_shared<GlobalAvgPoolBackward>();

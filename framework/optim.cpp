@@ -45,6 +45,12 @@ void SGD::step() {
                                    buf.defined() ? buf.data<T>() : nullptr,
                                    mask.defined() ? mask.data<uint8_t>() : nullptr);
       });
+    }, [&] {
+      detail::check_cuda_float("sgd", p.dtype());
+      kernels::sgd_update_cuda(p.numel(), options_, p.data<float>(), g.data<float>(),
+                               buf.defined() ? buf.data<float>() : nullptr,
+                               mask.defined() ? mask.data<uint8_t>() : nullptr,
+                               detail::cuda_exec());
     });
   }
   ++steps_;

@@ -37,3 +37,16 @@ std::string to_string(SparseMode m) {
 }
 
 }  // namespace lethe
+
+#include "framework/dispatch.h"
+
+namespace lethe::detail {
+
+kernels::CudaExec cuda_exec() {
+  kernels::CudaExec e;
+  e.math = execution_settings().math == MathMode::TF32 ? kernels::CudaMath::TF32
+                                                       : kernels::CudaMath::FP32;
+  return e;
+}
+
+}  // namespace lethe::detail

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "framework/autograd.h"
+#include "framework/cuda_allocator.h"
 #include "framework/host_allocator.h"
 
 #ifdef LETHE_WITH_CUDA
@@ -65,6 +66,14 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+void synchronize(Device dev) {
+  if (dev.is_cpu()) return;
+#ifdef LETHE_WITH_CUDA
+  CUDA_CHECK(cudaSetDevice(dev.index));
+  CUDA_CHECK(cudaDeviceSynchronize());
+#endif
+}
+
 // ---- Storage ------------------------------------------------------------------------------
 
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
@@ -73,12 +82,7 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
     data_ = host_alloc(nbytes);
     return;
   }
-#ifdef LETHE_WITH_CUDA
-  CUDA_CHECK(cudaSetDevice(device.index));
-  CUDA_CHECK(cudaMalloc(&data_, nbytes == 0 ? 256 : nbytes));
-#else
-  LETHE_CHECK(false, "this lethe was built without CUDA; cannot allocate on ", device.str());
-#endif
+  data_ = cuda_alloc(nbytes, device.index);  // cached: no cudaMalloc in a steady loop
 }
 
 Storage::~Storage() {
@@ -86,9 +90,7 @@ Storage::~Storage() {
     host_free(data_, nbytes_);
     return;
   }
-#ifdef LETHE_WITH_CUDA
-  CUDA_CHECK_NOTHROW(cudaFree(data_));
-#endif
+  cuda_free(data_, nbytes_, device_.index);
 }
 
 void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
@@ -278,7 +280,13 @@ void Tensor::copy_(const Tensor& src) {
 void Tensor::fill_(double value) {
   const int64_t n = numel();
   if (device().is_cuda()) {
-    // No device kernels in this layer: fill on the host and copy once. Creation-time only.
+#ifdef LETHE_WITH_CUDA
+    if (value == 0.0 && is_contiguous()) {  // all-zero bytes in every dtype: no host copy
+      CUDA_CHECK(cudaMemsetAsync(raw_data(), 0, nbytes()));
+      return;
+    }
+#endif
+    // No device kernels in this layer: fill on the host and copy once.
     Tensor host = full(shape(), value, dtype());
     copy_(host);
     return;

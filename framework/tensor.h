@@ -41,6 +41,9 @@ struct Device {
 };
 /// Number of CUDA devices visible (0 in a CPU-only build or without a GPU).
 int cuda_device_count();
+/// Waits until every kernel queued on `dev` has finished (a no-op for the CPU); timing and
+/// host reads of device results start after this.
+void synchronize(Device dev);
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);  ///< "[32, 3, 32, 32]"

@@ -27,8 +27,11 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-/// Correct predictions of a [B,C] float logits tensor against int32 labels.
-int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+/// Correct predictions of a [B,C] float logits tensor against int32 labels (either device:
+/// GPU results are copied to the host, B*C floats).
+int64_t count_correct(const Tensor& logits_in, const Tensor& labels_in) {
+  const Tensor logits = logits_in.device().is_cpu() ? logits_in : logits_in.to(Device::cpu());
+  const Tensor labels = labels_in.device().is_cpu() ? labels_in : labels_in.to(Device::cpu());
   const int64_t B = logits.size(0), C = logits.size(1);
   const float* l = logits.data<float>();
   const int32_t* y = labels.data<int32_t>();
@@ -40,6 +43,19 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
     correct += best == y[i];
   }
   return correct;
+}
+
+/// Where the model's parameters live (the CPU for a model without any): batches follow them.
+Device model_device(const nn::Module& model) {
+  const nn::NamedTensors p = model.named_parameters();
+  return p.empty() ? Device::cpu() : p.front().second.device();
+}
+
+/// The loader builds batches on the host; a model on the GPU gets them copied there.
+void to_device(data::Batch& b, Device dev) {
+  if (dev.is_cpu()) return;
+  b.images = b.images.to(dev);
+  b.labels = b.labels.to(dev);
 }
 
 std::string format_eta(double seconds) {
@@ -126,7 +142,9 @@ EvalResult evaluate(nn::Module& model, const data::Dataset& data,
   data::Batch b;
   int64_t correct = 0;
   double loss_sum = 0;
+  const Device dev = model_device(model);
   while (loader.next(&b)) {
+    to_device(b, dev);
     const Tensor logits = model(b.images);
     correct += count_correct(logits, b.labels);
     loss_sum += ops::cross_entropy(logits, b.labels, ops::Reduction::Sum).item();
@@ -170,6 +188,7 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
               o.batch_size, " with drop_last");
 
   const nn::NamedTensors named = model.named_parameters();
+  const Device dev = model_device(model);
   std::vector<Tensor> params;
   for (const auto& [n, p] : named) params.push_back(p);
   SGD opt(params, o.sgd);
@@ -260,6 +279,7 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
     int64_t seen_here = 0;  // images this process trained on this epoch (for images/s)
     data::Batch b;
     while (loader.next(&b)) {
+      to_device(b, dev);
       opt.set_lr(schedule->lr(step + o.lr_step_offset));
       const Tensor logits = model(b.images);
       const Tensor loss = o.loss ? o.loss(logits, b)

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/report.h"
 #include "data/split.h"
 #include "data/synthetic.h"
 #include "framework/checkpoint.h"
@@ -206,6 +207,28 @@ TEST(LetheTrain, BadInputIsOneClearError) {
   EXPECT_THROW(cli::cmd_train({"--dataset", "synthetic", "--epochs", "many"}), Error);
   EXPECT_THROW(cli::cmd_train({"--preset", "nope"}), Error);
   EXPECT_THROW(cli::cmd_eval({"--model", "/nonexistent.safetensors"}), Error);
+}
+
+// Devices: the spellings, and a GPU request without a visible GPU (or in a CPU-only build)
+// fails with a sentence before any work; cuDNN without the GPU is refused as well.
+TEST(LetheTrain, DeviceFlags) {
+  EXPECT_TRUE(cli::parse_device("cpu").is_cpu());
+  EXPECT_EQ(cli::parse_device("cuda"), Device::cuda(0));
+  EXPECT_EQ(cli::parse_device("cuda:3"), Device::cuda(3));
+  EXPECT_THROW(cli::parse_device("gpu"), Error);
+  EXPECT_THROW(cli::parse_device("cuda:"), Error);
+  EXPECT_THROW(cli::parse_device("cuda:x"), Error);
+  EXPECT_THROW(cli::cmd_train({"--dataset", "synthetic", "--conv-backend", "cudnn"}), Error);
+  EXPECT_THROW(cli::cmd_eval({"--device", "cuda", "--model", "x.safetensors"}), Error);
+  if (cuda_device_count() == 0) {
+    try {
+      cli::cmd_bench({"--device", "cuda", "--steps", "1"});
+      ADD_FAILURE() << "lethe bench --device cuda ran without a GPU";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(cli::cmd_train({"--dataset", "synthetic", "--device", "cuda:1"}), Error);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,133 @@
+#include "framework/cuda_allocator.h"
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "kernels/check.h"
+
+namespace lethe {
+
+#ifdef LETHE_WITH_CUDA
+
+namespace {
+
+constexpr size_t kSmall = size_t{1} << 20;
+constexpr size_t kSmallStep = 512;
+constexpr size_t kLargeStep = size_t{2} << 20;
+constexpr int kMaxDevices = 16;
+
+struct DeviceCache {
+  std::map<size_t, std::vector<void*>> free_lists;  // by rounded size
+  CudaMemoryStats stats;
+};
+
+struct Cache {
+  std::mutex mutex;
+  DeviceCache devices[kMaxDevices];
+};
+
+Cache& cache() {
+  static Cache* c = new Cache();  // never destroyed: tensors may outlive static destructors
+  return *c;
+}
+
+size_t rounded(size_t n) {
+  if (n == 0) n = 1;
+  const size_t step = n < kSmall ? kSmallStep : kLargeStep;
+  return (n + step - 1) / step * step;
+}
+
+DeviceCache& device_cache(Cache& c, int device) {
+  LETHE_CHECK(device >= 0 && device < kMaxDevices, "CUDA device index ", device, " out of range");
+  return c.devices[device];
+}
+
+void release_locked(Cache& c) {
+  for (int d = 0; d < kMaxDevices; ++d) {
+    DeviceCache& dc = c.devices[d];
+    if (dc.free_lists.empty()) continue;
+    CUDA_CHECK(cudaSetDevice(d));
+    for (auto& [size, list] : dc.free_lists) {
+      for (void* p : list) CUDA_CHECK_NOTHROW(cudaFree(p));
+      dc.stats.reserved -= size * list.size();
+    }
+    dc.free_lists.clear();
+  }
+}
+
+}  // namespace
+
+void* cuda_alloc(size_t n, int device) {
+  const size_t r = rounded(n);
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  DeviceCache& dc = device_cache(c, device);
+  void* p = nullptr;
+  auto it = dc.free_lists.find(r);
+  if (it != dc.free_lists.end() && !it->second.empty()) {
+    p = it->second.back();
+    it->second.pop_back();
+  } else {
+    CUDA_CHECK(cudaSetDevice(device));
+    cudaError_t err = cudaMalloc(&p, r);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear it, give the cache back and try once more
+      release_locked(c);
+      CUDA_CHECK(cudaSetDevice(device));
+      err = cudaMalloc(&p, r);
+    }
+    LETHE_CHECK(err == cudaSuccess, "out of GPU memory on cuda:", device, " allocating ", n,
+                " bytes (", dc.stats.allocated, " bytes in live tensors): ",
+                cudaGetErrorString(err));
+    dc.stats.reserved += r;
+    ++dc.stats.device_mallocs;
+  }
+  dc.stats.allocated += r;
+  if (dc.stats.allocated > dc.stats.peak_allocated) dc.stats.peak_allocated = dc.stats.allocated;
+  return p;
+}
+
+void cuda_free(void* p, size_t n, int device) {
+  if (!p) return;
+  const size_t r = rounded(n);
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  DeviceCache& dc = device_cache(c, device);
+  dc.free_lists[r].push_back(p);
+  dc.stats.allocated -= r;
+}
+
+CudaMemoryStats cuda_memory_stats(int device) {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return device_cache(c, device).stats;
+}
+
+void cuda_reset_peak(int device) {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  DeviceCache& dc = device_cache(c, device);
+  dc.stats.peak_allocated = dc.stats.allocated;
+}
+
+void cuda_release_cache() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  release_locked(c);
+}
+
+#else  // a CPU-only build: nothing is ever allocated on a GPU
+
+void* cuda_alloc(size_t n, int device) {
+  LETHE_CHECK(false, "this lethe was built without CUDA; cannot allocate ", n, " bytes on cuda:",
+              device);
+}
+void cuda_free(void*, size_t, int) {}
+CudaMemoryStats cuda_memory_stats(int) { return {}; }
+void cuda_reset_peak(int) {}
+void cuda_release_cache() {}
+
+#endif
+
+}  // namespace lethe
