@@ -65,6 +65,8 @@ int cmd_bench(const std::vector<std::string>& args) {
   LETHE_CHECK(scope == "global" || scope == "layer", "--prune-scope is global or layer, got '",
               scope, "'");
   LETHE_CHECK(!compare || rate > 0, "--compare-sparse needs a pruned model (--prune-rate)");
+  LETHE_CHECK(!compare || dev.is_cpu(),
+              "--compare-sparse: the sparse kernels are wired for the CPU only so far");
 
   Generator gen(0, 0);
   auto model = models::make_model(spec, gen);
@@ -90,6 +92,9 @@ int cmd_bench(const std::vector<std::string>& args) {
   for (auto& v : y) v = static_cast<int32_t>(gen.randint(10));
   Tensor labels = Tensor::from_vector(y, {batch});
   if (dev.is_cuda()) {  // everything the step touches lives on the GPU; masks move in place
+    // The peak covers the model, warm-up and timed steps, as PyTorch's baseline (it resets
+    // its statistics before building the model).
+    cuda_reset_peak(dev.index);
     model->to(dev);
     x = x.to(dev);
     labels = labels.to(dev);
@@ -115,7 +120,6 @@ int cmd_bench(const std::vector<std::string>& args) {
   auto timed = [&] {
     for (int i = 0; i < 5; ++i) step();
     synchronize(dev);  // the GPU queue is empty before the clock starts and when it stops
-    if (dev.is_cuda()) cuda_reset_peak(dev.index);
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < steps; ++i) step();
     synchronize(dev);
@@ -132,7 +136,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     set_execution_settings(es);
   }
   const double dt = timed();
-  if (rate > 0) {
+  if (rate > 0 || dev.is_cuda()) {  // per conv: sparsity and the kernels its forward took
     const prune::SparsityReport rep = prune::sparsity_report(*model);
     std::fprintf(stderr, "%s", prune::format_sparsity(rep).c_str());
   }
@@ -149,6 +153,7 @@ int cmd_bench(const std::vector<std::string>& args) {
                               {"width", spec.width},
                               {"batch", batch},
                               {"mode", settings["math_mode"]},
+                              {"conv_backend", settings["conv_backend"]},
                               {"task", inference ? "inference" : "train_step"},
                               {"images_per_s", static_cast<double>(batch * steps) / dt}};
   if (rate > 0) {

@@ -57,12 +57,25 @@ nlohmann::json apply_settings(const Config& cfg, bool allow_cuda) {
                 cuda_device_count() == 0 ? "no CUDA device is visible (or this lethe was built "
                                            "without CUDA)"
                                          : "no such CUDA device");
+    set_current_device(d);
   } else {
     LETHE_CHECK(device == "cpu", "--device ", device,
-                ": this command runs on the CPU only for now (`lethe bench` also takes cuda)");
+                ": this command runs on the CPU only for now (lethe train and lethe bench take "
+                "cuda)");
   }
+  // Settings that would be silently ignored are refused instead.
   LETHE_CHECK(s.conv == ConvBackend::Lethe || device != "cpu",
               "--conv-backend cudnn runs on the GPU only; add --device cuda or drop it");
+#ifndef LETHE_WITH_CUDNN
+  LETHE_CHECK(s.conv == ConvBackend::Lethe,
+              "--conv-backend cudnn: this lethe was built without cuDNN");
+#endif
+  LETHE_CHECK(s.math == MathMode::FP32 || device != "cpu",
+              "--math-mode tf32 applies to the GPU only (the CPU kernels are fp32); drop it or "
+              "add --device cuda");
+  LETHE_CHECK(s.sparse != SparseMode::On || device == "cpu",
+              "--sparse on: the sparse kernels are wired for the CPU only so far; use auto or "
+              "off with --device cuda");
   set_execution_settings(s);
   return {{"device", device},
           {"math_mode", to_string(s.math)},

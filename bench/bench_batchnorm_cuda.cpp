@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "cuda_timing.h"
 #include "kernels/batchnorm.h"
 #include "kernels/check.h"
 
@@ -150,24 +151,9 @@ void run(benchmark::State& state, Op op, BatchNormShape s, int version) {
   Buffers b(s);
   CudaExec e;
   e.version = version;
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  call(op, s, b, e);  // warm-up (first-launch costs, cluster support query)
-  CUDA_CHECK(cudaDeviceSynchronize());
-  double seconds = 0.0;
-  for (auto _ : state) {
-    CUDA_CHECK(cudaEventRecord(start));
-    call(op, s, b, e);
-    CUDA_CHECK(cudaEventRecord(stop));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.f;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms * 1e-3);
-    seconds += ms * 1e-3;
-  }
-  CUDA_CHECK_NOTHROW(cudaEventDestroy(start));
-  CUDA_CHECK_NOTHROW(cudaEventDestroy(stop));
+  // The warm-up call also takes the cluster-support query out of the timing.
+  const double seconds =
+      lethe::bench::time_cuda_calls(state, nullptr, [&] { call(op, s, b, e); });
   // Computed here rather than as a kIsRate counter, so it divides by the event time
   // whatever time base the library's rate counters use.
   const double total = bytes_of(op, b.n) * static_cast<double>(state.iterations());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "cuda_timing.h"
 #include "kernels/check.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda_exec.h"
@@ -64,20 +65,11 @@ class DeviceArray {
   void* p_ = nullptr;
 };
 
-/// The stream the timed calls run on and the two events around each call.
+/// The non-blocking stream the timed calls run on.
 struct Timer {
   cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  Timer() {
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~Timer() {
-    CUDA_CHECK_NOTHROW(cudaEventDestroy(stop));
-    CUDA_CHECK_NOTHROW(cudaEventDestroy(start));
-    CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream));
-  }
+  Timer() { CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)); }
+  ~Timer() { CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream)); }
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
 };
@@ -130,20 +122,8 @@ void run(benchmark::State& state, Conv2dShape s, Pass pass, CudaExec e) {
           break;
       }
     };
-    // Uploads went to the legacy default stream, which the non-blocking stream does not wait
-    // for; the warm-up also takes module loading out of the first timed call.
-    CUDA_CHECK(cudaDeviceSynchronize());
-    call();
-    CUDA_CHECK(cudaStreamSynchronize(timer.stream));
-    for (auto _ : state) {
-      CUDA_CHECK(cudaEventRecord(timer.start, timer.stream));
-      call();
-      CUDA_CHECK(cudaEventRecord(timer.stop, timer.stream));
-      CUDA_CHECK(cudaEventSynchronize(timer.stop));
-      float ms = 0;
-      CUDA_CHECK(cudaEventElapsedTime(&ms, timer.start, timer.stop));
-      state.SetIterationTime(ms * 1e-3);
-    }
+    CUDA_CHECK(cudaDeviceSynchronize());  // the uploads, before the warm-up call
+    lethe::bench::time_cuda_calls(state, timer.stream, call);
     // With UseManualTime the rates divide by the event-measured time.
     state.counters["GFLOP"] =
         benchmark::Counter(s.flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "cuda_timing.h"
 #include "kernels/check.h"
 #include "kernels/conv2d.h"
 #include "kernels/sparse/conv2d_sparse.h"
@@ -64,29 +65,12 @@ class DeviceArray {
 /// (cuSPARSE plans, first touches); sets the ms and GFLOP/s (dense flops) counters.
 template <typename F>
 void time_calls(benchmark::State& state, const Conv2dShape& s, F&& body) {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  body();
-  CUDA_CHECK(cudaDeviceSynchronize());
-  double total_ms = 0;
-  for (auto _ : state) {
-    CUDA_CHECK(cudaEventRecord(start));
-    body();
-    CUDA_CHECK(cudaEventRecord(stop));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms / 1e3);
-    total_ms += ms;
-  }
+  const double total_ms = 1e3 * lethe::bench::time_cuda_calls(state, nullptr, body);
   const double iters = static_cast<double>(state.iterations());
   if (iters > 0 && total_ms > 0) {
     state.counters["ms"] = total_ms / iters;
     state.counters["GFLOP/s"] = s.flops() * iters / (total_ms / 1e3) / 1e9;
   }
-  CUDA_CHECK(cudaEventDestroy(start));
-  CUDA_CHECK(cudaEventDestroy(stop));
 }
 
 /// The pruning mask of the CPU benchmark: `sparsity` of the weights pruned, seed 7.

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "cuda_timing.h"
 #include "kernels/check.h"
 #include "kernels/gemm.h"
 
@@ -67,21 +68,13 @@ struct DeviceArray {
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
 };
-struct StreamAndEvents {
+/// A stream of its own, so the events time only this benchmark's work.
+struct Stream {
   cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  StreamAndEvents() {
-    CUDA_CHECK(cudaStreamCreate(&stream));
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~StreamAndEvents() {
-    CUDA_CHECK_NOTHROW(cudaEventDestroy(stop));
-    CUDA_CHECK_NOTHROW(cudaEventDestroy(start));
-    CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream));
-  }
-  StreamAndEvents(const StreamAndEvents&) = delete;
-  StreamAndEvents& operator=(const StreamAndEvents&) = delete;
+  Stream() { CUDA_CHECK(cudaStreamCreate(&stream)); }
+  ~Stream() { CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream)); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
 };
 struct Cublas {
   cublasHandle_t h = nullptr;
@@ -107,7 +100,7 @@ void run_body(benchmark::State& state, const GemmShape& g, const Variant& v) {
   const DeviceArray A(lethe::bench::random_floats(g.M * g.K, 1));
   const DeviceArray B(lethe::bench::random_floats(g.K * g.N, 2));
   const DeviceArray C(std::vector<float>(static_cast<size_t>(g.M * g.N)));
-  const StreamAndEvents se;
+  const Stream se;
   const bool use_cublas = v.impl != Impl::kLethe;
   const Cublas cublas(se.stream, v.impl == Impl::kCublasTf32 ? CUBLAS_TF32_TENSOR_OP_MATH
                                                              : CUBLAS_DEFAULT_MATH);
@@ -128,20 +121,8 @@ void run_body(benchmark::State& state, const GemmShape& g, const Variant& v) {
                              static_cast<int>(ldc)),
                  "cublasSgemm");
   };
-  // Warm-up outside the timing: module loading, cuBLAS's heuristics and workspace.
-  launch();
-  CUDA_CHECK(cudaStreamSynchronize(se.stream));
-  double seconds = 0;
-  for (auto _ : state) {
-    CUDA_CHECK(cudaEventRecord(se.start, se.stream));
-    launch();
-    CUDA_CHECK(cudaEventRecord(se.stop, se.stream));
-    CUDA_CHECK(cudaEventSynchronize(se.stop));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, se.start, se.stop));
-    state.SetIterationTime(ms * 1e-3);
-    seconds += ms * 1e-3;
-  }
+  // The warm-up call takes module loading and cuBLAS's heuristics and workspace out.
+  const double seconds = lethe::bench::time_cuda_calls(state, se.stream, launch);
   // Computed here from the event time rather than as a rate counter, which this library
   // version may divide by CPU time.
   const double flops = 2.0 * g.M * g.N * g.K * static_cast<double>(state.iterations());

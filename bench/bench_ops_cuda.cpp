@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "cuda_timing.h"
 #include "kernels/augment.h"
 #include "kernels/check.h"
 #include "kernels/elementwise.h"
@@ -62,24 +63,9 @@ class Dev {
 /// Times `call` with CUDA events on the default stream (one warm-up call first) and reports
 /// `bytes` per call as the GB/s counter.
 void time_calls(benchmark::State& state, double bytes, const std::function<void()>& call) {
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  call();
-  CUDA_CHECK(cudaDeviceSynchronize());
-  for (auto _ : state) {
-    CUDA_CHECK(cudaEventRecord(start));
-    call();
-    CUDA_CHECK(cudaEventRecord(stop));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.f;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(static_cast<double>(ms) * 1e-3);
-  }
+  lethe::bench::time_cuda_calls(state, nullptr, call);
   state.counters["GB"] =
       benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  CUDA_CHECK(cudaEventDestroy(start));
-  CUDA_CHECK(cudaEventDestroy(stop));
 }
 
 std::vector<uint8_t> keep_mask(int64_t n, double density) {

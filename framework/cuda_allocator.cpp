@@ -1,6 +1,8 @@
 #include "framework/cuda_allocator.h"
 
+#include <cstdlib>
 #include <map>
+#include <string>
 #include <mutex>
 #include <vector>
 
@@ -25,6 +27,12 @@ struct DeviceCache {
 struct Cache {
   std::mutex mutex;
   DeviceCache devices[kMaxDevices];
+  // LETHE_CUDA_ALLOC=exact: no rounding and no cache (every free is a cudaFree), so that
+  // compute-sanitizer sees each tensor's true bounds. Slow; for memcheck runs only.
+  bool exact = [] {
+    const char* v = std::getenv("LETHE_CUDA_ALLOC");
+    return v != nullptr && std::string(v) == "exact";
+  }();
 };
 
 Cache& cache() {
@@ -32,9 +40,10 @@ Cache& cache() {
   return *c;
 }
 
-size_t rounded(size_t n) {
+size_t rounded(size_t n, bool exact) {
   if (n == 0) n = 1;
-  const size_t step = n < kSmall ? kSmallStep : kLargeStep;
+  if (exact) return n;
+  const size_t step = n <= kSmall ? kSmallStep : kLargeStep;
   return (n + step - 1) / step * step;
 }
 
@@ -59,8 +68,8 @@ void release_locked(Cache& c) {
 }  // namespace
 
 void* cuda_alloc(size_t n, int device) {
-  const size_t r = rounded(n);
   Cache& c = cache();
+  const size_t r = rounded(n, c.exact);
   std::lock_guard<std::mutex> lock(c.mutex);
   DeviceCache& dc = device_cache(c, device);
   void* p = nullptr;
@@ -77,25 +86,35 @@ void* cuda_alloc(size_t n, int device) {
       CUDA_CHECK(cudaSetDevice(device));
       err = cudaMalloc(&p, r);
     }
-    LETHE_CHECK(err == cudaSuccess, "out of GPU memory on cuda:", device, " allocating ", n,
-                " bytes (", dc.stats.allocated, " bytes in live tensors): ",
-                cudaGetErrorString(err));
+    if (err != cudaSuccess) {
+      cudaGetLastError();  // not left pending for the next kernel's launch check
+      LETHE_CHECK(false, "cudaMalloc of ", n, " bytes on cuda:", device, " failed (",
+                  dc.stats.allocated, " bytes in live tensors): ", cudaGetErrorString(err));
+    }
     dc.stats.reserved += r;
     ++dc.stats.device_mallocs;
   }
-  dc.stats.allocated += r;
+  // Statistics count requested bytes, as PyTorch's max_memory_allocated does, so the two
+  // peaks compare; `reserved` counts what the cache holds from the driver.
+  dc.stats.allocated += n;
   if (dc.stats.allocated > dc.stats.peak_allocated) dc.stats.peak_allocated = dc.stats.allocated;
   return p;
 }
 
 void cuda_free(void* p, size_t n, int device) {
   if (!p) return;
-  const size_t r = rounded(n);
   Cache& c = cache();
+  const size_t r = rounded(n, c.exact);
   std::lock_guard<std::mutex> lock(c.mutex);
   DeviceCache& dc = device_cache(c, device);
+  dc.stats.allocated -= n;
+  if (c.exact) {
+    CUDA_CHECK_NOTHROW(cudaSetDevice(device));
+    CUDA_CHECK_NOTHROW(cudaFree(p));
+    dc.stats.reserved -= r;
+    return;
+  }
   dc.free_lists[r].push_back(p);
-  dc.stats.allocated -= r;
 }
 
 CudaMemoryStats cuda_memory_stats(int device) {

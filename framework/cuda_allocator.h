@@ -7,7 +7,9 @@
 // a list; a request takes a cached block of exactly its rounded size. Every lethe kernel runs
 // on the default stream, so a block freed by the host may be reused at once: the stream
 // orders the old kernels that read it before the new ones that write it.
-// When cudaMalloc fails, the cache is released and the call retried once.
+// When cudaMalloc fails, the cache is released and the call retried once. Statistics count
+// requested bytes (as PyTorch's max_memory_allocated). LETHE_CUDA_ALLOC=exact turns rounding
+// and caching off, so compute-sanitizer sees every tensor's exact bounds.
 #pragma once
 
 #include <cstddef>
@@ -16,7 +18,7 @@
 namespace lethe {
 
 struct CudaMemoryStats {
-  size_t allocated = 0;       ///< bytes in live tensors (rounded sizes)
+  size_t allocated = 0;       ///< bytes requested by live tensors
   size_t peak_allocated = 0;  ///< the maximum of `allocated` since the last reset
   size_t reserved = 0;        ///< bytes obtained from cudaMalloc (live + cached)
   int64_t device_mallocs = 0; ///< cudaMalloc calls so far (flat in a steady training loop)

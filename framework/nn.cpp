@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "framework/autograd.h"
+#include "framework/dispatch.h"
 #include "framework/init.h"
 #include "framework/ops.h"
 #include "framework/settings.h"
@@ -132,6 +133,15 @@ Tensor Conv2d::forward(const Tensor& x) {
     }
   }
   last_path_ = "dense";
+#ifdef LETHE_WITH_CUDA
+  if (x.device().is_cuda()) {  // which GPU kernels: the run log names them per layer
+    last_path_ = execution_settings().conv == ConvBackend::CuDNN
+                     ? "cuda cudnn"
+                     : std::string("cuda ") + kernels::conv2d_cuda_version_name(
+                                                  kernels::conv2d_cuda_resolved_version(
+                                                      detail::cuda_exec()));
+  }
+#endif
   const Tensor w = mask_.defined() ? ops::mul(weight, mask_) : weight;
   return ops::conv2d(x, w, bias, stride, pad);
 }

@@ -40,8 +40,9 @@ class Module {
   /// Drops every parameter's accumulated gradient.
   void zero_grad();
   /// Moves every parameter, floating-point buffer and layer-owned tensor (a Conv2d mask) to
-  /// `dev` in place: every other handle to them (an optimizer, a MaskSet) sees the moved
-  /// data. Gradients are dropped. Integer buffers (num_batches_tracked) stay on the host:
+  /// `dev` in place: every other handle to those tensors (a MaskSet, an optimizer's parameter
+  /// list) sees the moved data. Gradients are dropped. An optimizer's own state (momentum) does
+  /// not move: build the optimizer after to() (SGD::step refuses mixed devices). Integer buffers (num_batches_tracked) stay on the host:
   /// they are counters that no kernel reads. Recursive.
   void to(Device dev);
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {

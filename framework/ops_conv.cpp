@@ -18,9 +18,10 @@ using detail::on_device;
 
 namespace {
 
-#ifdef LETHE_WITH_CUDA
 // The three conv products on the GPU: lethe's kernels, or cuDNN when `conv_backend = cudnn`
-// asks for it (never as a fallback). Scratch comes from the caching allocator.
+// asks for it (never as a fallback). Scratch comes from the caching allocator. Defined in
+// every build (the ops' CUDA lambdas name them); a CPU-only build never calls them.
+#ifdef LETHE_WITH_CUDA
 bool use_cudnn() {
   if (execution_settings().conv != ConvBackend::CuDNN) return false;
 #ifndef LETHE_WITH_CUDNN
@@ -75,6 +76,15 @@ void conv_backward_cuda(const kernels::Conv2dShape& s, const Tensor& x, const Te
     kernels::conv2d_backward_weight_cuda(s, x.data<float>(), gy.data<float>(), gw.data<float>(),
                                          gbp, tmp.raw_data(), ws, e);
   }
+}
+#else
+void conv_forward_cuda(const kernels::Conv2dShape&, const Tensor&, const Tensor&, const Tensor&,
+                       Tensor&) {
+  LETHE_CHECK(false, "conv2d: this lethe was built without CUDA");
+}
+void conv_backward_cuda(const kernels::Conv2dShape&, const Tensor&, const Tensor&, const Tensor&,
+                        Tensor&, Tensor&, Tensor&) {
+  LETHE_CHECK(false, "conv2d: this lethe was built without CUDA");
 }
 #endif
 

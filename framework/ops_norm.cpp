@@ -188,11 +188,15 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
       kernels::batchnorm_forward_eval_cuda(s, x.data<float>(), g, b, running_mean.data<float>(),
                                            running_var.data<float>(), static_cast<float>(eps),
                                            y.data<float>(), e);
-      // The eval statistics for backward: C values, computed on the host as on the CPU path.
-      std::vector<float> is = running_var.to_vector<float>();
-      for (float& v : is) v = static_cast<float>(1.0 / std::sqrt(static_cast<double>(v) + eps));
-      mean.copy_(running_mean);
-      invstd.copy_(Tensor::from_vector(is, {C}));
+      // The eval statistics for a backward, computed on the host as on the CPU path (C values,
+      // a synchronising copy): only when a backward will need them, so inference and the
+      // model's input normalisation never wait for the GPU here.
+      if (autograd::needs_grad({&x, &gamma, &beta})) {
+        std::vector<float> is = running_var.to_vector<float>();
+        for (float& v : is) v = static_cast<float>(1.0 / std::sqrt(static_cast<double>(v) + eps));
+        mean.copy_(running_mean);
+        invstd.copy_(Tensor::from_vector(is, {C}));
+      }
     }
   });
   if (autograd::needs_grad({&x, &gamma, &beta})) {

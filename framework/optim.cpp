@@ -38,6 +38,13 @@ void SGD::step() {
     if (!g.defined()) continue;
     Tensor& buf = buffers_[i];
     const Tensor& mask = masks_[i];
+    // A parameter moved after the optimizer was built would hand a kernel pointers of the
+    // wrong device: refuse it here with a sentence instead of a fault later.
+    LETHE_CHECK(g.device() == p.device() && (!buf.defined() || buf.device() == p.device()) &&
+                    (!mask.defined() || mask.device() == p.device()),
+                "SGD: parameter ", i, " is on ", p.device().str(),
+                " but its gradient, momentum buffer or mask is not; build the optimizer after "
+                "Module::to");
     detail::on_device("sgd", p.device(), [&] {
       detail::dispatch_float("sgd", p.dtype(), [&](auto t) {
         using T = decltype(t);

@@ -66,6 +66,15 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+void set_current_device(Device dev) {
+  if (dev.is_cpu()) return;
+#ifdef LETHE_WITH_CUDA
+  CUDA_CHECK(cudaSetDevice(dev.index));
+#else
+  LETHE_CHECK(false, "this lethe was built without CUDA; cannot use ", dev.str());
+#endif
+}
+
 void synchronize(Device dev) {
   if (dev.is_cpu()) return;
 #ifdef LETHE_WITH_CUDA

@@ -41,6 +41,9 @@ struct Device {
 };
 /// Number of CUDA devices visible (0 in a CPU-only build or without a GPU).
 int cuda_device_count();
+/// Makes `dev` the current CUDA device of the calling thread: kernels launch there (a no-op
+/// for the CPU). Commands call it once, after parsing --device.
+void set_current_device(Device dev);
 /// Waits until every kernel queued on `dev` has finished (a no-op for the CPU); timing and
 /// host reads of device results start after this.
 void synchronize(Device dev);

@@ -50,6 +50,8 @@ void conv2d_backward_weight_ref(const Conv2dShape& s, const T* x, const T* gy, T
 int conv2d_cuda_versions();
 /// Short name of version v (1..conv2d_cuda_versions()), e.g. "igemm_fp32".
 const char* conv2d_cuda_version_name(int v);
+/// The version e selects (its default for e.math when e.version is 0), 1..conv2d_cuda_versions().
+int conv2d_cuda_resolved_version(const CudaExec& e);
 /// Bytes of device scratch conv2d_backward_weight_cuda needs for shape s under e (the split-K
 /// partial sums); 0 when it needs none, and then the workspace may be nullptr.
 size_t conv2d_cuda_workspace_bytes(const Conv2dShape& s, const CudaExec& e = {});

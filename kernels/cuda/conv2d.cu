@@ -340,6 +340,10 @@ const char* conv2d_cuda_version_name(int v) {
   return cuda::kVersionNames[v - 1];
 }
 
+int conv2d_cuda_resolved_version(const CudaExec& e) {
+  return cuda::pick_version(e, "conv2d_cuda_resolved_version");
+}
+
 size_t conv2d_cuda_workspace_bytes(const Conv2dShape& s, const CudaExec& e) {
   const char* op = "conv2d_cuda_workspace_bytes";
   cuda::dims_of(s, op);

@@ -57,6 +57,19 @@ int as_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
+/// The first (fastest by cuDNN's heuristic) usable algorithm: status success, and in fp32 mode
+/// FMA math only, so that a TF32 tensor-op algorithm is never taken behind fp32's back.
+template <typename Perf>
+const Perf& choose(const Perf* perf, int found, CudaMath math, const char* product) {
+  for (int i = 0; i < found; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (math == CudaMath::FP32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
+    return perf[i];
+  }
+  LETHE_CHECK(false, "conv2d (cudnn): no ", product, " algorithm for this shape in ",
+              math == CudaMath::FP32 ? "fp32 (FMA-only)" : "tf32", " mode");
+}
+
 /// The plan for shape s (created on first use), with the handle bound to e's stream.
 Plan& plan_for(const Conv2dShape& s, const CudaExec& e, cudnnHandle_t& handle) {
   State& st = state();
@@ -64,6 +77,9 @@ Plan& plan_for(const Conv2dShape& s, const CudaExec& e, cudnnHandle_t& handle) {
   if (!st.handle) CUDNN_CHECK(cudnnCreate(&st.handle));
   CUDNN_CHECK(cudnnSetStream(st.handle, reinterpret_cast<cudaStream_t>(e.stream)));
   handle = st.handle;
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  LETHE_CHECK(device == 0, "conv2d (cudnn): the cuDNN backend uses cuda:0 only so far");
   const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, static_cast<int>(e.math)};
   std::unique_ptr<Plan>& slot = st.plans[key];
   if (slot) return *slot;
@@ -93,18 +109,15 @@ Plan& plan_for(const Conv2dShape& s, const CudaExec& e, cudnnHandle_t& handle) {
   cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, p->x, p->w, p->conv, p->y,
                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, fwd));
-  LETHE_CHECK(found > 0 && fwd[0].status == CUDNN_STATUS_SUCCESS, "conv2d (cudnn): no forward algorithm");
-  p->fwd = fwd[0].algo;
+  p->fwd = choose(fwd, found, e.math, "forward").algo;
   cudnnConvolutionBwdDataAlgoPerf_t bd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
   CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
       handle, p->w, p->y, p->conv, p->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &found, bd));
-  LETHE_CHECK(found > 0 && bd[0].status == CUDNN_STATUS_SUCCESS, "conv2d (cudnn): no backward-data algorithm");
-  p->bwd_data = bd[0].algo;
+  p->bwd_data = choose(bd, found, e.math, "backward-data").algo;
   cudnnConvolutionBwdFilterAlgoPerf_t bf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
   CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
       handle, p->x, p->y, p->conv, p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &found, bf));
-  LETHE_CHECK(found > 0 && bf[0].status == CUDNN_STATUS_SUCCESS, "conv2d (cudnn): no backward-filter algorithm");
-  p->bwd_filter = bf[0].algo;
+  p->bwd_filter = choose(bf, found, e.math, "backward-filter").algo;
 
   size_t a = 0, b = 0, c = 0;
   CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, p->x, p->w, p->conv, p->y, p->fwd, &a));

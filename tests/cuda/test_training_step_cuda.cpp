@@ -127,6 +127,47 @@ TEST(CudaTrainingStep, PrunedResNet18MatchesCpuAndStaysPruned) {
   compare_step("resnet18", 0.25, 0.95);
 }
 
+// ops::conv2d on the GPU with each backend (lethe's kernels, and cuDNN when built with it)
+// against the CPU: forward with bias and the three gradients, fp32 mode.
+void conv_backend_matches_cpu(ConvBackend backend) {
+  ExecutionSettings es;
+  es.conv = backend;
+  const int64_t N = ::lethe::testing::small_shapes_only() ? 2 : 16;
+  Generator gen(3, 0);
+  Tensor x = Tensor::empty({N, 32, 16, 16}), w = Tensor::empty({64, 32, 3, 3});
+  Tensor b = Tensor::empty({64}), gy = Tensor::empty({N, 64, 8, 8});
+  for (Tensor* t : {&x, &w, &b, &gy}) gen.fill_uniform(t->data<float>(), t->numel(), -1.0, 1.0);
+  auto run = [&](Device dev) {
+    Tensor xd = x.to(dev), wd = w.to(dev), bd = b.to(dev);
+    for (Tensor* t : {&xd, &wd, &bd}) t->set_requires_grad(true);
+    const Tensor y = ops::conv2d(xd, wd, bd, /*stride=*/2, /*pad=*/1);
+    y.backward(gy.to(dev));
+    return std::vector<std::vector<float>>{y.to_vector<float>(), xd.grad().to_vector<float>(),
+                                           wd.grad().to_vector<float>(),
+                                           bd.grad().to_vector<float>()};
+  };
+  const auto cpu = run(Device::cpu());
+  set_execution_settings(es);
+  const auto gpu = run(Device::cuda(0));
+  set_execution_settings(ExecutionSettings{});
+  const char* names[] = {"y", "gx", "gw", "gb"};
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    EXPECT_TRUE(close_by_scale(cpu[i], gpu[i], std::string("conv2d ") + names[i]));
+  }
+}
+
+TEST(CudaConvBackend, LetheKernelsMatchCpu) {
+  LETHE_REQUIRE_GPU();
+  conv_backend_matches_cpu(ConvBackend::Lethe);
+}
+
+#ifdef LETHE_WITH_CUDNN
+TEST(CudaConvBackend, CudnnMatchesCpu) {
+  LETHE_REQUIRE_GPU();
+  conv_backend_matches_cpu(ConvBackend::CuDNN);
+}
+#endif
+
 TEST(CudaAllocator, SteadyLoopMakesNoDeviceMalloc) {
   LETHE_REQUIRE_GPU();
   Generator gen(0, 0);
