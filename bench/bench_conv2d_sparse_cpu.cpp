@@ -37,14 +37,9 @@ void run(benchmark::State& state, Conv2dShape s, Pass pass, double sparsity) {
   auto w = random_floats(s.K * crs, 2);
   const auto gy = random_floats(s.N * s.K * P * Q, 4);
   std::vector<float> y(s.N * s.K * P * Q), gx(x.size()), gw(w.size());
-  std::vector<uint8_t> mask(w.size(), 1);
-  if (sparsity >= 0) {
-    std::vector<int64_t> idx(w.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
-    std::shuffle(idx.begin(), idx.end(), std::mt19937(7));
-    const auto pruned = static_cast<size_t>(sparsity * static_cast<double>(w.size()) + 0.5);
-    for (size_t i = 0; i < pruned; ++i) mask[static_cast<size_t>(idx[i])] = 0;
-  }
+  const std::vector<uint8_t> mask =
+      sparsity >= 0 ? lethe::bench::random_mask(static_cast<int64_t>(w.size()), sparsity)
+                    : std::vector<uint8_t>(w.size(), 1);
   const auto pat = lethe::kernels::make_sparse_pattern(s.K, crs, mask.data());
   for (auto _ : state) {
     if (sparsity < 0) {

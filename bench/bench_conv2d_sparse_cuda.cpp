@@ -73,21 +73,10 @@ void time_calls(benchmark::State& state, const Conv2dShape& s, F&& body) {
   }
 }
 
-/// The pruning mask of the CPU benchmark: `sparsity` of the weights pruned, seed 7.
-std::vector<uint8_t> make_mask(int64_t n, double sparsity) {
-  std::vector<uint8_t> mask(static_cast<size_t>(n), 1);
-  std::vector<int64_t> idx(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
-  std::shuffle(idx.begin(), idx.end(), std::mt19937(7));
-  const auto pruned = static_cast<size_t>(sparsity * static_cast<double>(n) + 0.5);
-  for (size_t i = 0; i < pruned; ++i) mask[static_cast<size_t>(idx[i])] = 0;
-  return mask;
-}
-
 void run_sparse(benchmark::State& state, Conv2dShape s, Pass pass, double sparsity, int version) {
   const int64_t crs = s.C * s.R * s.S, ny = s.N * s.K * s.P() * s.Q();
   const int64_t nx = s.N * s.C * s.H * s.W;
-  const auto mask = make_mask(s.K * crs, sparsity);
+  const auto mask = lethe::bench::random_mask(s.K * crs, sparsity);
   const auto pat = lethe::kernels::SparsePatternCuda::upload(
       lethe::kernels::make_sparse_pattern(s.K, crs, mask.data()), 0);
   DeviceArray x(lethe::bench::random_floats(nx, 1)), w(lethe::bench::random_floats(s.K * crs, 2));

@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -66,6 +67,18 @@ inline int run_main(int argc, char** argv, void (*register_all)()) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
+}
+
+/// The sparse benchmarks' pruning mask over n weights: round(sparsity * n) of them pruned,
+/// chosen by a seeded shuffle (seed 7), so the CPU and CUDA benches time the same masks.
+inline std::vector<uint8_t> random_mask(int64_t n, double sparsity) {
+  std::vector<uint8_t> mask(static_cast<size_t>(n), 1);
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  std::shuffle(idx.begin(), idx.end(), std::mt19937(7));
+  const auto pruned = static_cast<size_t>(sparsity * static_cast<double>(n) + 0.5);
+  for (size_t i = 0; i < pruned; ++i) mask[static_cast<size_t>(idx[i])] = 0;
+  return mask;
 }
 
 }  // namespace lethe::bench
