@@ -36,7 +36,8 @@ int cmd_bench(const std::vector<std::string>& args) {
   cmd.options = {{"model", "resnet18", "resnet18 | vgg16_bn"},
                  {"width", "1.0", "width multiplier"},
                  {"batch", "64", "batch size"},
-                 {"steps", "20", "timed steps (after 5 warm-up steps)"},
+                 {"steps", "20", "timed steps (after the warm-up steps)"},
+                 {"warmup", "5", "untimed steps first (0 with --steps 1: one step for a profiler)"},
                  {"inference", "false", "time eval-mode forward passes without gradients"},
                  {"threads", "0", "CPU threads (0: one per core)"},
                  {"device", "cpu", "cpu | cuda | cuda:N"},
@@ -53,9 +54,11 @@ int cmd_bench(const std::vector<std::string>& args) {
   const Device dev = parse_device(cfg.get_string("device", "cpu"));
   models::ModelSpec spec{cfg.get_string("model", "resnet18"), cfg.get_double("width", 1.0), 10,
                          "cifar10"};
-  const int64_t batch = cfg.get_int("batch", 64), steps = cfg.get_int("steps", 20);
+  const int64_t batch = cfg.get_int("batch", 64), steps = cfg.get_int("steps", 20),
+                warmup = cfg.get_int("warmup", 5);
   const bool inference = cfg.get_bool("inference", false);
   LETHE_CHECK(batch > 0 && steps > 0, "--batch and --steps must be positive");
+  LETHE_CHECK(warmup >= 0, "--warmup must not be negative");
 
   const double rate = cfg.get_double("prune-rate", 0.0);
   const std::string scope = cfg.get_string("prune-scope", "global");
@@ -118,7 +121,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     opt.step();
   };
   auto timed = [&] {
-    for (int i = 0; i < 5; ++i) step();
+    for (int64_t i = 0; i < warmup; ++i) step();
     synchronize(dev);  // the GPU queue is empty before the clock starts and when it stops
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < steps; ++i) step();

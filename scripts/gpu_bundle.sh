@@ -18,7 +18,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 
   -DLETHE_NATIVE=OFF -DLETHE_WERROR=ON >/dev/null
 grep -q "^CMAKE_CUDA_COMPILER:.*nvcc" "$BUILD/CMakeCache.txt" ||
   { echo "gpu_bundle: $BUILD was configured without CUDA (no nvcc?)" >&2; exit 1; }
-grep -q "^CMAKE_CUDA_ARCHITECTURES:STRING=90$" "$BUILD/CMakeCache.txt" ||
+grep -Eq "^CMAKE_CUDA_ARCHITECTURES:[A-Z]+=90$" "$BUILD/CMakeCache.txt" ||
   { echo "gpu_bundle: $BUILD does not target sm_90" >&2; exit 1; }
 # shellcheck disable=SC2086
 cmake --build "$BUILD" -j "${JOBS:-$(nproc)}" --target $TARGETS
@@ -36,6 +36,13 @@ for t in $TARGETS; do
     grep -Ev '/(libc|libm|libdl|librt|libpthread|libresolv|libmvec|libanl|libnsl|libutil|libcrypt|libstdc\+\+|libgcc_s|ld-linux[^/]*|libcuda|libcudart|libcublas[^/]*|libcudnn[^/]*|libcusparse|libnvJitLink|libopenblas|libgfortran|libquadmath)\.so' |
     while read -r lib; do cp -Ln "$lib" "$OUTDIR/lib/" 2>/dev/null || true; done
 done
+# OpenBLAS (and the Fortran run time it needs) should be on the GPU machine; these copies
+# are used there only if its loader cannot find them (gpu_check.sh decides).
+mkdir -p "$OUTDIR/fallback"
+ldd "$BUILD/lethe" | awk '/=> \// {print $3}' | grep -E '/lib(openblas|gfortran|quadmath)\.so' |
+  while read -r lib; do cp -L "$lib" "$OUTDIR/fallback/"; done
+tar -cJf "$OUTDIR/fallback.tar.xz" -C "$OUTDIR" fallback
+rm -rf "$OUTDIR/fallback"
 cp ../shared/bench/pytorch_baseline.py "$OUTDIR/"
 # The libraries travel compressed (the device tool carries 64 MiB in all); gpu_check.sh
 # unpacks them there.

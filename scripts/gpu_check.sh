@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # The one command for the GPU machine (issue: CUDA backend), from the binaries of
-# scripts/gpu_bundle.sh (carried as gpu_bundle/). One deadline (BUDGET seconds, default 360)
+# scripts/gpu_bundle.sh (carried as gpu_bundle/). One deadline (BUDGET seconds, default 390)
 # for everything; each step gets at most its own cap and what is left, in this order:
-#   1. the CUDA parity tests (ctest label `cuda` = bin/test_cuda), full shapes;
+#   1. the CUDA parity tests (ctest label `cuda` = bin/test_cuda), full shapes (TESTS: a gtest
+#      filter, default all);
 #   2. lethe vs PyTorch throughput in the same run (pytorch_baseline.py's protocol: 5 warm-up
 #      + 20 timed steps, synthetic data): ResNet-18 and VGG-16 at batch 256, fp32 and TF32,
 #      cuDNN as lethe's conv backend once, ResNet-18 inference at batch 1024; ratios and peak
 #      memory in summary.txt;
 #   3. a short real training run: `lethe train --device cuda` on the synthetic data set;
-#   4. the kernel benchmarks (lethe's versions next to cuBLAS), short;
-#   5. compute-sanitizer memcheck over the tests on small shapes with exact-size allocations.
+#   4. compute-sanitizer memcheck over the tests on small shapes with exact-size allocations;
+#   5. the per-kernel GPU time of one ResNet-18 training step (Nsight Compute);
+#   6. the kernel benchmarks (lethe's versions next to cuBLAS), short.
 # Logs go to $OUT (the device tool brings back at most 8 files): summary.txt (device, every
-# step's outcome, the ratios), tests.log, throughput.jsonl, train.log, bench.json,
-# sanitizer.log, stderr.log. The exit status is the parity tests'.
+# step's outcome, the ratios), tests.log, throughput.jsonl, train.log, sanitizer.log,
+# profile.txt, bench.json, stderr.log. The exit status is the parity tests'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=$PWD/gpu_bundle
 OUT=${OUT:-/tmp/lethe-gpu-out}
-BUDGET=${BUDGET:-360}
+BUDGET=${BUDGET:-390}
 mkdir -p "$OUT"
 [ -x "$B/bin/test_cuda" ] || { echo "gpu_check: run scripts/gpu_bundle.sh first and carry gpu_bundle" >&2; exit 2; }
 [ -d "$B/lib" ] || tar -xJf "$B/lib.tar.xz" -C "$B"
@@ -33,16 +35,30 @@ left() {  # seconds for a step: its cap, or what is left of the budget (at least
 }
 # Only lethe's binaries see the bundled libraries (python, nvidia-smi and the sanitizer keep
 # the machine's own).
-lbin() { local t=$1; shift; LD_LIBRARY_PATH="$B/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" timeout "$t" "$@"; }
+lbin() { local t=$1; shift; LD_LIBRARY_PATH="$LIBPATH:${LD_LIBRARY_PATH:-}" timeout "$t" "$@"; }
 
 log "$(date -u)  commit $(cat "$B/commit.txt" 2>/dev/null)"
 log "$(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1)"
-missing=$(LD_LIBRARY_PATH="$B/lib:/usr/local/cuda/lib64" ldd "$B"/bin/* 2>/dev/null | grep "not found" | sort -u)
-[ -z "$missing" ] || log "missing libraries: $missing"
+# A library the loader cannot find (cuDNN outside the toolkit's folders, OpenBLAS absent) is
+# looked for in the toolkit's other folder, PyTorch's wheels and the bundled fallback copies.
+LIBPATH="$B/lib:/usr/local/cuda/lib64"
+missing_libs() { LD_LIBRARY_PATH="$LIBPATH" ldd "$B"/bin/* 2>/dev/null | awk '/not found/ {print $1}' | sort -u; }
+missing=$(missing_libs)
+if [ -n "$missing" ]; then
+  log "not found by the loader: $(echo $missing)"
+  [ -d "$B/fallback" ] || tar -xJf "$B/fallback.tar.xz" -C "$B" 2>/dev/null
+  for lib in $missing; do
+    f=$(find /usr/local/cuda/lib /usr/local/cuda*/targets/*/lib /opt/torch /usr/lib "$B/fallback" \
+      -name "$lib" 2>/dev/null | head -n 1)
+    [ -n "$f" ] && LIBPATH="$LIBPATH:$(dirname "$f")" && log "  $lib from $(dirname "$f")"
+  done
+  missing=$(missing_libs)
+  [ -z "$missing" ] || log "still missing: $(echo $missing)"
+fi
 
 # 1. parity tests
 t0=$(date +%s)
-lbin "$(left 120)" "$B/bin/test_cuda" > "$OUT/tests.log" 2>&1
+lbin "$(left 120)" "$B/bin/test_cuda" --gtest_filter="${TESTS:-*}" > "$OUT/tests.log" 2>&1
 tests_rc=$?
 log "tests: rc $tests_rc in $(( $(date +%s) - t0 )) s; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) \]  ?[0-9]' "$OUT/tests.log" | tr '\n' ' ')"
 grep -E '^\[  FAILED  \]' "$OUT/tests.log" | head -20 | tee -a "$SUMMARY"
@@ -81,20 +97,47 @@ lbin "$(left 60)" "$B/bin/lethe" train --device cuda --dataset synthetic --epoch
 log "train --device cuda: rc $? in $(( $(date +%s) - t0 )) s; $(grep -E 'test accuracy|error|Error' "$OUT/train.log" | tail -n 2 | tr '\n' ' ')"
 cat "$OUT/train-run/results.json" >> "$OUT/train.log" 2>/dev/null; rm -rf "$OUT/train-run"
 
-# 4. kernel benchmarks, short (Google Benchmark 1.7: --benchmark_min_time takes seconds)
-: > "$OUT/bench.json"
-for b in bench_gemm_cuda bench_conv2d_cuda bench_batchnorm_cuda bench_ops_cuda bench_conv2d_sparse_cuda; do
-  t0=$(date +%s)
-  lbin "$(left 40)" "$B/bin/$b" --benchmark_min_time=0.02 --benchmark_format=json \
-    --benchmark_filter='^(?!.*cuda_v1)' >> "$OUT/bench.json" 2>> "$OUT/stderr.log"
-  log "$b: rc $? in $(( $(date +%s) - t0 )) s"
-done
-
-# 5. memcheck on small shapes, exact-size allocations (every kernel still runs)
+# 4. memcheck on small shapes, exact-size allocations (every kernel still runs)
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \
   /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -n 1)
 t0=$(date +%s)
-LETHE_TEST_SMALL=1 LETHE_CUDA_ALLOC=exact lbin "$(left 150)" "$SANITIZER" --tool memcheck \
+LETHE_TEST_SMALL=1 LETHE_CUDA_ALLOC=exact lbin "$(left 130)" "$SANITIZER" --tool memcheck \
   --error-exitcode 9 "$B/bin/test_cuda" > "$OUT/sanitizer.log" 2>&1
 log "memcheck: rc $? in $(( $(date +%s) - t0 )) s; $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.log" | tail -n 1)"
+# 5. per-kernel GPU time of one ResNet-18 fp32 training step at batch 256 (Nsight Compute,
+# one metric, the card's clocks left alone), summed per kernel in profile.txt
+NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)
+t0=$(date +%s)
+lbin "$(left 75)" "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv --page raw --print-units base \
+  "$B/bin/lethe" bench --device cuda --model resnet18 --batch 256 --warmup 0 --steps 1 \
+  > "$OUT/ncu.csv" 2>> "$OUT/stderr.log"
+log "ncu one step: rc $? in $(( $(date +%s) - t0 )) s"
+python3 - "$OUT/ncu.csv" <<'PY' > "$OUT/profile.txt" 2>&1
+import csv, sys, collections
+lines = open(sys.argv[1]).read().splitlines()
+start = next(i for i, l in enumerate(lines) if l.startswith('"ID"'))
+num = lambda v: v.replace(",", "").replace(".", "", 1).isdigit()
+rows = [r for r in csv.DictReader(lines[start:]) if num(r.get("gpu__time_duration.sum", ""))]
+tot = collections.defaultdict(float); cnt = collections.Counter()
+for r in rows:
+    name = r["Kernel Name"].split("(")[0]
+    tot[name] += float(r["gpu__time_duration.sum"].replace(",", "")); cnt[name] += 1
+all_ns = sum(tot.values())
+print(f"{len(rows)} kernels, {all_ns / 1e6:.2f} ms GPU time in one step (batch 256; ncu, serialized)")
+for name, ns in sorted(tot.items(), key=lambda kv: -kv[1]):
+    print(f"{ns / 1e6:9.3f} ms {100 * ns / all_ns:5.1f}% {cnt[name]:5d}x  {name}")
+PY
+head -n 12 "$OUT/profile.txt" | tee -a "$SUMMARY"
+grep -q " ms " "$OUT/profile.txt" || { echo "--- ncu output:"; head -c 6000 "$OUT/ncu.csv"; } >> "$OUT/profile.txt"
+rm -f "$OUT/ncu.csv"
+
+# 6. kernel benchmarks, short (Google Benchmark 1.7: --benchmark_min_time takes seconds)
+: > "$OUT/bench.json"
+for b in bench_conv2d_cuda bench_batchnorm_cuda bench_ops_cuda bench_conv2d_sparse_cuda bench_gemm_cuda; do
+  t0=$(date +%s)
+  lbin "$(left 40)" "$B/bin/$b" --benchmark_min_time=0.02 --benchmark_format=json \
+    --benchmark_filter=-cuda_v1 >> "$OUT/bench.json" 2>> "$OUT/stderr.log"
+  log "$b: rc $? in $(( $(date +%s) - t0 )) s"
+done
+
 exit "$tests_rc"

@@ -4,12 +4,23 @@
 // allocator makes no cudaMalloc call once the loop is warm, and Module::to keeps every handle
 // (optimizer, masks) pointing at the moved tensors.
 //
-// Tolerance: whole-network results accumulate many fp32 roundings in different orders on the
-// two devices, so each tensor is compared with |gpu - cpu| <= 1e-4 + 1e-3 * max|cpu| (the
-// kernel parity tests hold each op to the tighter element-wise kFp32Tol).
+// Tolerance: a whole network is not a kernel. A ReLU whose input lies within rounding of zero
+// switches its gradient on or off, and batch norm's backward cancels most of what it receives,
+// so a training step's gradients move far more than one op's rounding when anything moves by
+// an ulp. Measured on the CPU (2026-11-27, ResNet-18 width 1, batch 32): multiplying the input
+// and every weight by 1 - 1e-6, 1 or 1 + 1e-6 (a fixed pattern) moves the gradients of the
+// last block by 1e-3 to 5e-3 (relative L2 per tensor: layer4.1.bn2.bias 1.2e-3, conv2.weight
+// 4.9e-3) and those of the stem by 1e-2; the H100's distances from the CPU were of the same
+// size (1.0e-3 and 4.2e-3). So each tensor is held to the CPU's own sensitivity: its GPU
+// distance from the CPU, relative L2, at most 4 times that of the CPU run on the jittered
+// input and weights (and never required below 1e-4). A wrong kernel or wiring moves a tensor
+// by O(1); the kernel parity tests hold each op to the element-wise kFp32Tol.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,7 +43,10 @@ struct StepResult {
 };
 
 /// One SGD step (lr 0.1, momentum 0.9, wd 5e-4) from seed-0 weights on a fixed batch.
-StepResult one_step(const models::ModelSpec& spec, Device dev, double prune_rate, int64_t batch) {
+/// `jitter` multiplies each input element and weight by 1 - jitter, 1 or 1 + jitter (a fixed
+/// pattern).
+StepResult one_step(const models::ModelSpec& spec, Device dev, double prune_rate, int64_t batch,
+                    double jitter = 0) {
   Generator gen(0, 0);
   auto model = models::make_model(spec, gen);
   prune::MaskSet masks;
@@ -40,9 +54,18 @@ StepResult one_step(const models::ModelSpec& spec, Device dev, double prune_rate
     masks = prune::omp_masks(*model, prune_rate);
     prune::apply_masks(*model, masks);
   }
+  auto jiggle = [jitter](Tensor& t) {
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      p[i] *= static_cast<float>(1.0 + jitter * static_cast<double>(i % 3 - 1));
+  };
+  if (jitter != 0)
+    for (auto& [name, t] : model->state_dict())
+      if (t.dtype() == DType::F32) jiggle(t);
   Tensor x = Tensor::empty({batch, 3, 32, 32});
   Generator data_gen(7, 0);
   data_gen.fill_uniform(x.data<float>(), x.numel());
+  jiggle(x);
   std::vector<int32_t> y(static_cast<size_t>(batch));
   for (auto& v : y) v = static_cast<int32_t>(data_gen.randint(10));
   Tensor labels = Tensor::from_vector(y, {batch});
@@ -69,6 +92,7 @@ StepResult one_step(const models::ModelSpec& spec, Device dev, double prune_rate
   return r;
 }
 
+/// Element-wise |got - ref| <= 1e-4 + 1e-3 * max|ref| (one op: rounding only).
 ::testing::AssertionResult close_by_scale(const std::vector<float>& ref,
                                           const std::vector<float>& got, const std::string& what) {
   if (ref.size() != got.size()) return ::testing::AssertionFailure() << what << ": size differs";
@@ -84,6 +108,31 @@ StepResult one_step(const models::ModelSpec& spec, Device dev, double prune_rate
   return ::testing::AssertionSuccess();
 }
 
+double rel_l2(const std::vector<float>& ref, const std::vector<float>& got) {
+  double d2 = 0, r2 = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - ref[i];
+    d2 += d * d;
+    r2 += static_cast<double>(ref[i]) * ref[i];
+  }
+  return r2 > 0 ? std::sqrt(d2 / r2) : std::sqrt(d2);
+}
+
+/// The GPU's distance from the CPU within 4x the CPU's own distance under jitter.
+::testing::AssertionResult within_noise(const std::vector<float>& cpu,
+                                        const std::vector<float>& jittered,
+                                        const std::vector<float>& gpu, const std::string& what,
+                                        double& worst) {
+  if (cpu.size() != gpu.size()) return ::testing::AssertionFailure() << what << ": size differs";
+  const double noise = rel_l2(cpu, jittered), err = rel_l2(cpu, gpu);
+  const double bound = std::max(4 * noise, 1e-4);
+  worst = std::max(worst, err / bound);
+  if (!(err <= bound))
+    return ::testing::AssertionFailure() << what << ": relative L2 distance from the CPU " << err
+                                         << ", the CPU's own under 1e-6 jitter " << noise;
+  return ::testing::AssertionSuccess();
+}
+
 void compare_step(const std::string& arch, double width, double rate) {
   const models::ModelSpec spec{arch, width, 10, "cifar10"};
   const int64_t batch = ::lethe::testing::small_shapes_only() ? 4 : 32;
@@ -91,15 +140,17 @@ void compare_step(const std::string& arch, double width, double rate) {
   es.sparse = SparseMode::Off;  // the CPU side runs the same dense masked products
   set_execution_settings(es);
   const StepResult cpu = one_step(spec, Device::cpu(), rate, batch);
+  const StepResult jittered = one_step(spec, Device::cpu(), rate, batch, 1e-6);
   const StepResult gpu = one_step(spec, Device::cuda(0), rate, batch);
   set_execution_settings(ExecutionSettings{});
   EXPECT_NEAR(gpu.loss, cpu.loss, 1e-4 + 1e-4 * std::fabs(cpu.loss));
-  for (const auto& [name, g] : cpu.grads) {
-    EXPECT_TRUE(close_by_scale(g, gpu.grads.at(name), arch + " grad " + name));
-  }
+  double worst = 0;  // largest distance as a fraction of its bound, for the log
+  for (const auto& [name, g] : cpu.grads)
+    EXPECT_TRUE(within_noise(g, jittered.grads.at(name), gpu.grads.at(name),
+                             arch + " grad " + name, worst));
   for (const auto& [name, w] : cpu.weights) {
     const std::vector<float>& gw = gpu.weights.at(name);
-    EXPECT_TRUE(close_by_scale(w, gw, arch + " updated " + name));
+    EXPECT_TRUE(within_noise(w, jittered.weights.at(name), gw, arch + " updated " + name, worst));
     if (rate > 0 && name.find("conv") != std::string::npos) {
       // Pruned on the CPU means pruned on the GPU: exactly zero after the step.
       for (size_t i = 0; i < w.size(); ++i) {
@@ -110,6 +161,8 @@ void compare_step(const std::string& arch, double width, double rate) {
       }
     }
   }
+  std::printf("%s width %g rate %g: loss cpu %.7f gpu %.7f; worst tensor at %.2f of its bound\n",
+              arch.c_str(), width, rate, cpu.loss, gpu.loss, worst);
 }
 
 TEST(CudaTrainingStep, ResNet18MatchesCpu) {
@@ -170,6 +223,8 @@ TEST(CudaConvBackend, CudnnMatchesCpu) {
 
 TEST(CudaAllocator, SteadyLoopMakesNoDeviceMalloc) {
   LETHE_REQUIRE_GPU();
+  if (const char* mode = std::getenv("LETHE_CUDA_ALLOC"); mode != nullptr && std::string(mode) == "exact")
+    GTEST_SKIP() << "LETHE_CUDA_ALLOC=exact turns the cache off (every free is a cudaFree)";
   Generator gen(0, 0);
   auto model = models::make_model({"resnet18", 0.25, 10, "cifar10"}, gen);
   const Device dev = Device::cuda(0);
