@@ -68,8 +68,9 @@ int cmd_bench(const std::vector<std::string>& args) {
   LETHE_CHECK(scope == "global" || scope == "layer", "--prune-scope is global or layer, got '",
               scope, "'");
   LETHE_CHECK(!compare || rate > 0, "--compare-sparse needs a pruned model (--prune-rate)");
-  LETHE_CHECK(!compare || dev.is_cpu(),
-              "--compare-sparse: the sparse kernels are wired for the CPU only so far");
+  LETHE_CHECK(!compare || dev.is_cpu() || execution_settings().sparse == SparseMode::On,
+              "--compare-sparse on the GPU needs --sparse on (there auto keeps the dense "
+              "kernels until the sparse ones are measured end to end)");
 
   Generator gen(0, 0);
   auto model = models::make_model(spec, gen);

@@ -73,9 +73,6 @@ nlohmann::json apply_settings(const Config& cfg, bool allow_cuda) {
   LETHE_CHECK(s.math == MathMode::FP32 || device != "cpu",
               "--math-mode tf32 applies to the GPU only (the CPU kernels are fp32); drop it or "
               "add --device cuda");
-  LETHE_CHECK(s.sparse != SparseMode::On || device == "cpu",
-              "--sparse on: the sparse kernels are wired for the CPU only so far; use auto or "
-              "off with --device cuda");
   set_execution_settings(s);
   return {{"device", device},
           {"math_mode", to_string(s.math)},

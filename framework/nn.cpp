@@ -8,6 +8,10 @@
 #include "framework/ops.h"
 #include "framework/settings.h"
 #include "kernels/sparse/conv2d_sparse.h"
+#ifdef LETHE_WITH_CUDA
+#include "kernels/conv2d.h"
+#include "kernels/sparse/conv2d_sparse_cuda.h"
+#endif
 
 namespace lethe::nn {
 
@@ -105,10 +109,12 @@ void Conv2d::set_mask(const Tensor& mask) {
   }
   mask_ = mask;
   pattern_.reset();
+  cuda_pattern_.reset();
 }
 
 void Conv2d::move_own_tensors(Device dev) {
   move_in_place(mask_, dev);  // the pattern (host CSR) depends on the values only: kept
+  cuda_pattern_.reset();      // its device copy is re-uploaded where it is needed next
 }
 
 std::shared_ptr<const kernels::SparsePattern> Conv2d::sparse_pattern() {
@@ -132,6 +138,19 @@ Tensor Conv2d::forward(const Tensor& x) {
       return ops::conv2d_sparse(x, weight, bias, stride, pad, std::move(pat));
     }
   }
+#ifdef LETHE_WITH_CUDA
+  // On the GPU only `sparse = on` takes the sparse kernels: `auto` keeps the dense ones until
+  // the three sparse products are measured against them end to end (docs/sparse.md).
+  if (mask_.defined() && x.device().is_cuda() && mode == SparseMode::On) {
+    auto pat = sparse_pattern();
+    if (!cuda_pattern_ || cuda_pattern_->device != x.device().index)
+      cuda_pattern_ = kernels::SparsePatternCuda::upload(*pat, x.device().index);
+    last_path_ = std::string("cuda sparse ") +
+                 kernels::sparse_conv2d_cuda_version_name(
+                     kernels::sparse_conv2d_cuda_resolved_version(detail::cuda_exec()));
+    return ops::conv2d_sparse(x, weight, bias, stride, pad, std::move(pat), cuda_pattern_);
+  }
+#endif
   last_path_ = "dense";
 #ifdef LETHE_WITH_CUDA
   if (x.device().is_cuda()) {  // which GPU kernels: the run log names them per layer

@@ -15,6 +15,7 @@
 
 namespace lethe::kernels {
 struct SparsePattern;
+struct SparsePatternCuda;
 }
 
 namespace lethe::nn {
@@ -86,7 +87,8 @@ class Conv2d : public Module {
   /// The mask's nonzero structure, built on first use and dropped by set_mask; null when
   /// there is no mask.
   std::shared_ptr<const kernels::SparsePattern> sparse_pattern();
-  /// "dense" or "sparse": the path the last forward took ("" before the first).
+  /// The path the last forward took ("" before the first): "dense" or "sparse" on the CPU;
+  /// "cuda <kernel>", "cuda cudnn" or "cuda sparse <kernel>" on the GPU.
   const std::string& last_path() const { return last_path_; }
   Tensor weight, bias;
   const int64_t stride, pad;
@@ -94,6 +96,8 @@ class Conv2d : public Module {
  private:
   Tensor mask_;
   std::shared_ptr<const kernels::SparsePattern> pattern_;
+  // sparse_pattern() uploaded to the GPU the weight lives on; dropped by set_mask and moves.
+  std::shared_ptr<kernels::SparsePatternCuda> cuda_pattern_;
   std::string last_path_;
   void move_own_tensors(Device dev) override;
 };

@@ -14,6 +14,7 @@
 
 namespace lethe::kernels {
 struct SparsePattern;
+struct SparsePatternCuda;
 }
 
 namespace lethe::ops {
@@ -23,9 +24,11 @@ namespace lethe::ops {
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad);
 /// conv2d of a pruned weight through the sparse kernels (kernels/sparse/conv2d_sparse.h): only
 /// w's entries on `pattern` are read, and w's gradient is 0 off it, so the result equals
-/// conv2d(x, w * mask, ...) for the mask the pattern was built from. CPU tensors only.
+/// conv2d(x, w * mask, ...) for the mask the pattern was built from. CUDA tensors take the
+/// pattern as uploaded to their device (kernels/sparse/conv2d_sparse_cuda.h) in `cuda_pattern`.
 Tensor conv2d_sparse(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride,
-                     int64_t pad, std::shared_ptr<const kernels::SparsePattern> pattern);
+                     int64_t pad, std::shared_ptr<const kernels::SparsePattern> pattern,
+                     std::shared_ptr<kernels::SparsePatternCuda> cuda_pattern = nullptr);
 /// x: [N,I], w: [O,I], bias: [O] or undefined -> [N,O]
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 

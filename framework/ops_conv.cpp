@@ -6,6 +6,9 @@
 #include "kernels/conv2d_cudnn.h"
 #include "kernels/linear.h"
 #include "kernels/sparse/conv2d_sparse.h"
+#ifdef LETHE_WITH_CUDA
+#include "kernels/sparse/conv2d_sparse_cuda.h"
+#endif
 
 namespace lethe::ops {
 
@@ -77,7 +80,39 @@ void conv_backward_cuda(const kernels::Conv2dShape& s, const Tensor& x, const Te
                                          gbp, tmp.raw_data(), ws, e);
   }
 }
+// Sparse conv on the GPU (kernels/sparse/conv2d_sparse_cuda.h, default version), scratch
+// from the caching allocator.
+void sparse_forward_cuda(const kernels::Conv2dShape& s, kernels::SparsePatternCuda& p,
+                         const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) {
+  const kernels::CudaExec e = cuda_exec();
+  const size_t ws = kernels::sparse_conv2d_cuda_workspace_bytes(s, p, e);
+  Tensor tmp = scratch(ws, x.device());
+  kernels::sparse_conv2d_forward_cuda(s, p, x.data<float>(), w.data<float>(),
+                                      bias.defined() ? bias.data<float>() : nullptr,
+                                      y.data<float>(), ws > 0 ? tmp.raw_data() : nullptr, ws, e);
+}
+
+void sparse_backward_cuda(const kernels::Conv2dShape& s, kernels::SparsePatternCuda& p,
+                          const Tensor& x, const Tensor& w, const Tensor& gy, Tensor& gx,
+                          Tensor& gw, Tensor& gb) {
+  const kernels::CudaExec e = cuda_exec();
+  const size_t ws = kernels::sparse_conv2d_cuda_workspace_bytes(s, p, e);
+  Tensor tmp = scratch(ws, gy.device());
+  void* wsp = ws > 0 ? tmp.raw_data() : nullptr;
+  if (gx.defined())
+    kernels::sparse_conv2d_backward_data_cuda(s, p, gy.data<float>(), w.data<float>(),
+                                              gx.data<float>(), wsp, ws, e);
+  if (gw.defined())
+    kernels::sparse_conv2d_backward_weight_cuda(s, p, x.data<float>(), gy.data<float>(),
+                                                gw.data<float>(),
+                                                gb.defined() ? gb.data<float>() : nullptr, wsp,
+                                                ws, e);
+}
 #else
+void sparse_forward_cuda(const kernels::Conv2dShape&, kernels::SparsePatternCuda&, const Tensor&,
+                         const Tensor&, const Tensor&, Tensor&) {}
+void sparse_backward_cuda(const kernels::Conv2dShape&, kernels::SparsePatternCuda&, const Tensor&,
+                          const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&) {}
 void conv_forward_cuda(const kernels::Conv2dShape&, const Tensor&, const Tensor&, const Tensor&,
                        Tensor&) {
   LETHE_CHECK(false, "conv2d: this lethe was built without CUDA");
@@ -121,6 +156,7 @@ struct Conv2dBackward : Node {
 struct Conv2dSparseBackward : Node {
   kernels::Conv2dShape s;
   std::shared_ptr<const kernels::SparsePattern> pattern;
+  std::shared_ptr<kernels::SparsePatternCuda> cuda_pattern;  // CUDA tensors only
   const char* name() const override { return "conv2d_sparse"; }
   // inputs = {x, w, bias}, as Conv2dBackward.
   std::vector<Tensor> backward(const Tensor& gy) override {
@@ -131,16 +167,24 @@ struct Conv2dSparseBackward : Node {
     const bool need_b = bias.defined() && bias.requires_grad();
     if (need_w || need_b) gw = Tensor::empty(w.shape(), w.dtype(), w.device());
     if (need_b) gb = Tensor::empty(bias.shape(), bias.dtype(), bias.device());
-    dispatch_float("conv2d_sparse backward", gy.dtype(), [&](auto t) {
-      using T = decltype(t);
-      if (gx.defined())
-        kernels::sparse_conv2d_backward_data_cpu<T>(s, *pattern, gy.data<T>(), w.data<T>(),
-                                                    gx.data<T>());
-      if (gw.defined())
-        kernels::sparse_conv2d_backward_weight_cpu<T>(s, *pattern, x.data<T>(), gy.data<T>(),
-                                                      gw.data<T>(),
-                                                      gb.defined() ? gb.data<T>() : nullptr);
-    });
+    on_device(
+        "conv2d_sparse backward", gy.device(),
+        [&] {
+          dispatch_float("conv2d_sparse backward", gy.dtype(), [&](auto t) {
+            using T = decltype(t);
+            if (gx.defined())
+              kernels::sparse_conv2d_backward_data_cpu<T>(s, *pattern, gy.data<T>(),
+                                                          w.data<T>(), gx.data<T>());
+            if (gw.defined())
+              kernels::sparse_conv2d_backward_weight_cpu<T>(
+                  s, *pattern, x.data<T>(), gy.data<T>(), gw.data<T>(),
+                  gb.defined() ? gb.data<T>() : nullptr);
+          });
+        },
+        [&] {
+          check_cuda_float("conv2d_sparse backward", gy.dtype());
+          sparse_backward_cuda(s, *cuda_pattern, x, w, gy, gx, gw, gb);
+        });
     if (!need_w) gw = Tensor();
     return {gx, gw, gb};
   }
@@ -224,22 +268,33 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stri
 }
 
 Tensor conv2d_sparse(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride,
-                     int64_t pad, std::shared_ptr<const kernels::SparsePattern> pattern) {
+                     int64_t pad, std::shared_ptr<const kernels::SparsePattern> pattern,
+                     std::shared_ptr<kernels::SparsePatternCuda> cuda_pattern) {
   const char* op = "conv2d_sparse";
   const kernels::Conv2dShape s = conv2d_shape(op, x, w, bias, stride, pad);
-  LETHE_CHECK(x.device().is_cpu(), op, ": the sparse kernels run on the CPU only, got ",
-              x.device().str());
   LETHE_CHECK(pattern != nullptr, op, ": no sparsity pattern");
+  LETHE_CHECK(x.device().is_cpu() || cuda_pattern != nullptr, op,
+              ": a tensor on ", x.device().str(), " needs the pattern uploaded to it");
   Tensor y = Tensor::empty({s.N, s.K, s.P(), s.Q()}, x.dtype(), x.device());
-  dispatch_float(op, x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    kernels::sparse_conv2d_forward_cpu<T>(s, *pattern, x.data<T>(), w.data<T>(),
-                                          bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
-  });
+  on_device(
+      op, x.device(),
+      [&] {
+        dispatch_float(op, x.dtype(), [&](auto t) {
+          using T = decltype(t);
+          kernels::sparse_conv2d_forward_cpu<T>(s, *pattern, x.data<T>(), w.data<T>(),
+                                                bias.defined() ? bias.data<T>() : nullptr,
+                                                y.data<T>());
+        });
+      },
+      [&] {
+        check_cuda_float(op, x.dtype());
+        sparse_forward_cuda(s, *cuda_pattern, x, w, bias, y);
+      });
   if (autograd::needs_grad({&x, &w, &bias})) {
     auto node = std::make_shared<Conv2dSparseBackward>();
     node->s = s;
     node->pattern = std::move(pattern);
+    node->cuda_pattern = std::move(cuda_pattern);
     node->inputs = {x, w, bias};
     autograd::record(y, node);
   }

@@ -277,6 +277,10 @@ int check_call(const Conv2dShape& s, const SparsePatternCuda& p, const CudaExec&
 
 int sparse_conv2d_cuda_versions() { return kVersions; }
 
+int sparse_conv2d_cuda_resolved_version(const CudaExec& e) {
+  return version_of(e, "sparse_conv2d_cuda_resolved_version");
+}
+
 const char* sparse_conv2d_cuda_version_name(int v) {
   switch (v) {
     case 1:

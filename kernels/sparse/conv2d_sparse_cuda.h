@@ -77,6 +77,8 @@ struct SparsePatternCuda {
 int sparse_conv2d_cuda_versions();
 /// Short name of version v (1..sparse_conv2d_cuda_versions()): "cusparse", "direct".
 const char* sparse_conv2d_cuda_version_name(int v);
+/// The version a call with `e` runs (e.version, or the default for 0).
+int sparse_conv2d_cuda_resolved_version(const CudaExec& e);
 
 /// Bytes of device scratch the three products need for shape s under e (the largest of the
 /// three); 0 when none is needed, and then the workspace may be nullptr.

@@ -40,6 +40,7 @@ namespace {
 struct StepResult {
   double loss = 0;
   std::map<std::string, std::vector<float>> grads, weights;
+  int sparse_convs = 0;  ///< convs whose forward took the sparse kernels
 };
 
 /// One SGD step (lr 0.1, momentum 0.9, wd 5e-4) from seed-0 weights on a fixed batch.
@@ -85,6 +86,8 @@ StepResult one_step(const models::ModelSpec& spec, Device dev, double prune_rate
   loss.backward();
   StepResult r;
   r.loss = loss.item();
+  for (const auto& [name, conv] : prune::prunable_layers(*model))
+    r.sparse_convs += conv->last_path().find("sparse") != std::string::npos;
   for (const auto& [name, p] : model->named_parameters()) r.grads[name] = p.grad().to_vector<float>();
   opt.step();
   for (const auto& [name, t] : model->state_dict())
@@ -133,7 +136,9 @@ double rel_l2(const std::vector<float>& ref, const std::vector<float>& got) {
   return ::testing::AssertionSuccess();
 }
 
-void compare_step(const std::string& arch, double width, double rate) {
+/// `gpu_sparse` On: the GPU side runs every masked conv through the sparse CUDA kernels.
+void compare_step(const std::string& arch, double width, double rate,
+                  SparseMode gpu_sparse = SparseMode::Off) {
   const models::ModelSpec spec{arch, width, 10, "cifar10"};
   const int64_t batch = ::lethe::testing::small_shapes_only() ? 4 : 32;
   ExecutionSettings es;
@@ -141,8 +146,16 @@ void compare_step(const std::string& arch, double width, double rate) {
   set_execution_settings(es);
   const StepResult cpu = one_step(spec, Device::cpu(), rate, batch);
   const StepResult jittered = one_step(spec, Device::cpu(), rate, batch, 1e-6);
+  es.sparse = gpu_sparse;
+  set_execution_settings(es);
   const StepResult gpu = one_step(spec, Device::cuda(0), rate, batch);
   set_execution_settings(ExecutionSettings{});
+  EXPECT_EQ(cpu.sparse_convs, 0);
+  if (gpu_sparse == SparseMode::On) {
+    EXPECT_GT(gpu.sparse_convs, 0) << "no conv took the sparse kernels";
+  } else {
+    EXPECT_EQ(gpu.sparse_convs, 0);
+  }
   EXPECT_NEAR(gpu.loss, cpu.loss, 1e-4 + 1e-4 * std::fabs(cpu.loss));
   double worst = 0;  // largest distance as a fraction of its bound, for the log
   for (const auto& [name, g] : cpu.grads)
@@ -178,6 +191,13 @@ TEST(CudaTrainingStep, Vgg16MatchesCpu) {
 TEST(CudaTrainingStep, PrunedResNet18MatchesCpuAndStaysPruned) {
   LETHE_REQUIRE_GPU();
   compare_step("resnet18", 0.25, 0.95);
+}
+
+// Conv2d -> ops::conv2d_sparse -> the sparse CUDA kernels (`sparse = on`), against the CPU's
+// dense masked step.
+TEST(CudaTrainingStep, PrunedResNet18OnSparseKernelsMatchesCpu) {
+  LETHE_REQUIRE_GPU();
+  compare_step("resnet18", 0.25, 0.95, SparseMode::On);
 }
 
 // ops::conv2d on the GPU with each backend (lethe's kernels, and cuDNN when built with it)
