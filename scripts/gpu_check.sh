@@ -6,7 +6,8 @@
 #      filter, default all);
 #   2. lethe vs PyTorch throughput in the same run (pytorch_baseline.py's protocol: 5 warm-up
 #      + 20 timed steps, synthetic data): ResNet-18 and VGG-16 at batch 256, fp32 and TF32,
-#      cuDNN as lethe's conv backend once, ResNet-18 inference at batch 1024; ratios and peak
+#      cuDNN as lethe's conv backend once, ResNet-18 inference at batch 1024, the 95%-pruned
+#      step on the sparse kernels vs the dense ones (widths 1.0 and 0.25); ratios and peak
 #      memory in summary.txt;
 #   3. a short real training run: `lethe train --device cuda` on the synthetic data set;
 #   4. compute-sanitizer memcheck over the tests on small shapes with exact-size allocations;
@@ -75,10 +76,15 @@ done
 lethe_bench --model resnet18 --batch 256 --math-mode fp32 --conv-backend cudnn
 lethe_bench --model resnet18 --batch 1024 --inference true --math-mode fp32
 torch_bench --model resnet18 --batch 1024 --modes fp32 --inference
+# Sparse execution (issue 7): the 95%-pruned masked FT step on the sparse CUDA kernels vs the
+# dense ones, one run each width (a global magnitude mask of the initial weights).
+for w in 1.0 0.25; do
+  lethe_bench --model resnet18 --width "$w" --batch 256 --prune-rate 0.95 --sparse on --compare-sparse true
+done
 python3 - "$TP" <<'PY' | tee -a "$SUMMARY"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
-def key(r): return (r.get("model"), r.get("mode"), r.get("task", "train_step"), r.get("batch"))
+def key(r): return (r.get("model"), float(r.get("width", 1.0)), r.get("mode"), r.get("task", "train_step"), r.get("batch"))
 torch = {key(r): r for r in rows if r.get("framework") == "pytorch"}
 for r in rows:
     if r.get("framework") != "lethe": continue
@@ -86,7 +92,11 @@ for r in rows:
     ratio = f"{r['images_per_s'] / p['images_per_s']:.2f}x" if p else "no PyTorch line"
     mem = f", peak memory {r.get('peak_mem_mib', 0):.0f} vs {p.get('peak_mem_mib', '?')} MiB" if p else ""
     be = "" if r.get("conv_backend", "lethe") == "lethe" else f" [{r['conv_backend']}]"
-    print(f"{r['model']} {r['mode']}{be} {r.get('task')} batch {r['batch']}: lethe {r['images_per_s']:.0f} img/s, "
+    if "sparse_speedup" in r:
+        be += (f" [{100 * r['prune_rate']:.0f}% pruned, sparse kernels {r['sparse_speedup']:.2f}x "
+               f"the dense ones' {r['dense_kernels_images_per_s']:.0f} img/s]")
+    wd = "" if float(r.get("width", 1.0)) == 1.0 else f" width {r['width']}"
+    print(f"{r['model']}{wd} {r['mode']}{be} {r.get('task')} batch {r['batch']}: lethe {r['images_per_s']:.0f} img/s, "
           f"pytorch {p['images_per_s'] if p else float('nan'):.0f} img/s, ratio {ratio}{mem}")
 PY
 
