@@ -12,6 +12,8 @@
 //       multiplied. Backward-weight splits its long N*P*Q reduction over images into the
 //       caller's workspace and adds the slabs in a fixed order; gb is a block reduction per k.
 //   v3  the same GEMMs on TF32 tensor cores (conv2d_tc.cu), only under CudaMath::TF32.
+//   v4  v2's kernel with 128 x 128 tiles, 8 x 8 outputs per thread (fp32; not the default
+//       until the H100 benchmark says it is faster).
 // No atomics anywhere: every output element is written by exactly one thread, and every sum
 // runs in an order fixed by the shape alone, so repeated calls are bit-identical.
 // Tests: tests/cuda/test_conv2d_cuda.cpp. Benchmark: bench/bench_conv2d_cuda.cpp.
@@ -28,8 +30,12 @@ namespace lethe::kernels {
 namespace cuda {
 namespace {
 
-constexpr int kVersions = 3;
-constexpr const char* kVersionNames[kVersions] = {"direct", "igemm_fp32", "igemm_tf32"};
+constexpr int kVersions = 4;
+constexpr const char* kVersionNames[kVersions] = {"direct", "igemm_fp32", "igemm_tf32",
+                                                  "igemm_fp32_128"};
+
+/// Output rows (channels) per block tile of a GEMM version: v4 doubles v2's 64.
+constexpr int tile_rows(int version) { return version == 4 ? 2 * kBM : kBM; }
 
 // ---- v1: the oracle's loops -------------------------------------------------------------
 
@@ -143,37 +149,44 @@ __global__ void bias_grad_v1(ConvDims d, const float* __restrict__ gy /* N*K*P*Q
 // Pipelining: the next step's global loads are issued into registers before the current
 // step's FMAs, and stored into the other shared buffer after them, so one __syncthreads per
 // step suffices (see the loop).
-template <class G>
+//
+// v4 = the same kernel with RG = 2 row groups: a 128 x 128 tile, each thread 8 rows (4 at
+// 4*(t/16) and 4 at 64 + 4*(t/16)) x 8 columns = 64 accumulators, fed per depth step by two
+// float4s of A and two of B (64 FMAs per 4 shared loads, twice v2's ratio), and 4 A elements
+// staged per thread (rows t/8 + 32*i). Added 2026-11-27 after the H100 profile put v2's
+// forward at 25 TFLOP/s; not yet measured: bench_conv2d_cuda's cuda_v4 rows decide whether
+// it becomes the fp32 default.
+template <class G, int RG>
 __global__ void __launch_bounds__(kThreads, 2) igemm_fp32(G g) {
-  constexpr int kBK = 8;
-  __shared__ __align__(16) float As[2][kBK][kBM + 4];
+  constexpr int kBK = 8, kTM = RG * kBM;  // tile rows
+  __shared__ __align__(16) float As[2][kBK][kTM + 4];
   __shared__ __align__(16) float Bs[2][kBK][kBN];
 
   g.select_part(blockIdx.z);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int m0 = blockIdx.y * kBM, j0 = blockIdx.x * kBN;
+  const int m0 = blockIdx.y * kTM, j0 = blockIdx.x * kBN;
   const int a_kk = tid & 7, a_m = tid >> 3;  // staging roles (see above)
   typename G::Col bcol[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) bcol[i] = g.col(j0 + lane + 32 * i);
 
-  float a_reg[2], b_reg[4];
+  float a_reg[2 * RG], b_reg[4];
   auto load = [&](int k0) {  // global -> registers, zero outside the matrix and in the padding
-    a_reg[0] = g.a(m0 + a_m, k0 + a_kk);
-    a_reg[1] = g.a(m0 + a_m + 32, k0 + a_kk);
+#pragma unroll
+    for (int i = 0; i < 2 * RG; ++i) a_reg[i] = g.a(m0 + a_m + 32 * i, k0 + a_kk);
     const typename G::Row brow = g.row(k0 + warp);
 #pragma unroll
     for (int i = 0; i < 4; ++i) b_reg[i] = g.b(brow, bcol[i]);
   };
   auto stash = [&](int buf) {  // registers -> shared buffer `buf`
-    As[buf][a_kk][a_m] = a_reg[0];
-    As[buf][a_kk][a_m + 32] = a_reg[1];
+#pragma unroll
+    for (int i = 0; i < 2 * RG; ++i) As[buf][a_kk][a_m + 32 * i] = a_reg[i];
 #pragma unroll
     for (int i = 0; i < 4; ++i) Bs[buf][warp][lane + 32 * i] = b_reg[i];
   };
 
   const int ty = tid >> 4, tx = tid & 15;
-  float acc[4][8] = {};
+  float acc[4 * RG][8] = {};
   const int steps = (g.depth() + kBK - 1) / kBK;
   if (steps > 0) {
     load(0);
@@ -186,13 +199,17 @@ __global__ void __launch_bounds__(kThreads, 2) igemm_fp32(G g) {
     if (t + 1 < steps) load((t + 1) * kBK);  // in flight during the FMAs below
 #pragma unroll
     for (int kk = 0; kk < kBK; ++kk) {
-      const float4 av = *reinterpret_cast<const float4*>(&As[buf][kk][ty * 4]);
+      float a[4 * RG];
+#pragma unroll
+      for (int r = 0; r < RG; ++r) {
+        const float4 av = *reinterpret_cast<const float4*>(&As[buf][kk][r * 64 + ty * 4]);
+        a[4 * r] = av.x, a[4 * r + 1] = av.y, a[4 * r + 2] = av.z, a[4 * r + 3] = av.w;
+      }
       const float4 b0 = *reinterpret_cast<const float4*>(&Bs[buf][kk][tx * 4]);
       const float4 b1 = *reinterpret_cast<const float4*>(&Bs[buf][kk][64 + tx * 4]);
-      const float a[4] = {av.x, av.y, av.z, av.w};
       const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < 4 * RG; ++i)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
     }
@@ -213,8 +230,8 @@ __global__ void __launch_bounds__(kThreads, 2) igemm_fp32(G g) {
     const bool whole = g.vec4 && j + 3 < cols;
     const int oc = g.out_col(j);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int m = m0 + ty * 4 + i;
+    for (int i = 0; i < 4 * RG; ++i) {
+      const int m = m0 + (i / 4) * 64 + ty * 4 + (i % 4);
       if (m >= rows) continue;
       if (whole) {
         g.store4(m, oc,
@@ -290,10 +307,10 @@ ConvDims dims_of(const Conv2dShape& s, const char* op) {
 int pick_version(const CudaExec& e, const char* op) {
   LETHE_CHECK(e.version >= 0 && e.version <= kVersions, op, ": version ", e.version,
               " does not exist; use 0 (the default for the math mode) or 1..", kVersions);
-  if (e.version == 0) return e.math == CudaMath::TF32 ? 3 : 2;
+  if (e.version == 0) return e.math == CudaMath::TF32 ? 3 : 2;  // v4: until measured
   LETHE_CHECK(e.version != 3 || e.math == CudaMath::TF32, op,
               ": version 3 runs on TF32 tensor cores, which CudaMath::FP32 forbids; set "
-              "math = CudaMath::TF32 or pick version 1 or 2");
+              "math = CudaMath::TF32 or pick version 1, 2 or 4");
   return e.version;
 }
 
@@ -307,8 +324,9 @@ int pick_version(const CudaExec& e, const char* op) {
 // the H100 against 0.77 ms for the forward's same FLOPs (bench_conv2d_cuda, 2026-11-27).
 constexpr int64_t kTargetBlocks = 2 * 132, kMinSplitDepth = 512;
 
-int weight_splits(const Conv2dShape& s) {
-  const int64_t tiles = ((s.K + kBM - 1) / kBM) * ((s.C * s.R * s.S + kBN - 1) / kBN);
+int weight_splits(const Conv2dShape& s, int version) {
+  const int64_t tm = tile_rows(version);
+  const int64_t tiles = ((s.K + tm - 1) / tm) * ((s.C * s.R * s.S + kBN - 1) / kBN);
   int64_t splits = kTargetBlocks / tiles;
   if (splits > s.N) splits = s.N;
   const int64_t by_depth = s.N * s.P() * s.Q() / kMinSplitDepth;
@@ -318,7 +336,7 @@ int weight_splits(const Conv2dShape& s) {
 
 size_t workspace_for(const Conv2dShape& s, int version) {
   if (version == 1) return 0;
-  const int splits = weight_splits(s);
+  const int splits = weight_splits(s, version);
   return splits > 1 ? static_cast<size_t>(splits) * s.K * s.C * s.R * s.S * sizeof(float) : 0;
 }
 
@@ -328,8 +346,11 @@ template <class G>
 void launch_igemm(int version, const G& g, dim3 grid, cudaStream_t st, const char* what) {
   if (version == 3) {
     launch_igemm_tf32(g, grid, st, what);
+  } else if (version == 4) {
+    igemm_fp32<G, 2><<<grid, kThreads, 0, st>>>(g);
+    check_launch(what, st);
   } else {
-    igemm_fp32<G><<<grid, kThreads, 0, st>>>(g);
+    igemm_fp32<G, 1><<<grid, kThreads, 0, st>>>(g);
     check_launch(what, st);
   }
 }
@@ -372,9 +393,10 @@ void conv2d_forward_cuda(const Conv2dShape& s, const float* x, const float* w, c
     return;
   }
   const ForwardGemm g{d, x, w, bias, y, d.PQ % 4 == 0 && aligned16(y)};
-  launch_igemm(
-      v, g, gemm_grid(d.K, d.N * d.PQ, 1), st,
-      v == 3 ? "conv2d forward v3 (tf32 implicit GEMM)" : "conv2d forward v2 (implicit GEMM)");
+  launch_igemm(v, g, gemm_grid(d.K, d.N * d.PQ, 1, tile_rows(v)), st,
+               v == 3   ? "conv2d forward v3 (tf32 implicit GEMM)"
+               : v == 4 ? "conv2d forward v4 (implicit GEMM, 128x128 tile)"
+                        : "conv2d forward v2 (implicit GEMM)");
 }
 
 void conv2d_backward_data_cuda(const Conv2dShape& s, const float* gy, const float* w, float* gx,
@@ -396,9 +418,10 @@ void conv2d_backward_data_cuda(const Conv2dShape& s, const float* gy, const floa
   // One grid layer per stride phase, as wide as the largest phase (phase 0, 0).
   const int hs = (d.H + d.stride - 1) / d.stride, ws = (d.W + d.stride - 1) / d.stride;
   const BackwardDataGemm g{d, gy, w, gx, d.stride == 1 && d.HW % 4 == 0 && aligned16(gx)};
-  launch_igemm(v, g, gemm_grid(d.C, d.N * hs * ws, d.stride * d.stride), st,
-               v == 3 ? "conv2d backward-data v3 (tf32 implicit GEMM)"
-                      : "conv2d backward-data v2 (implicit GEMM)");
+  launch_igemm(v, g, gemm_grid(d.C, d.N * hs * ws, d.stride * d.stride, tile_rows(v)), st,
+               v == 3   ? "conv2d backward-data v3 (tf32 implicit GEMM)"
+               : v == 4 ? "conv2d backward-data v4 (implicit GEMM, 128x128 tile)"
+                        : "conv2d backward-data v2 (implicit GEMM)");
 }
 
 void conv2d_backward_weight_cuda(const Conv2dShape& s, const float* x, const float* gy, float* gw,
@@ -426,12 +449,13 @@ void conv2d_backward_weight_cuda(const Conv2dShape& s, const float* x, const flo
     }
     return;
   }
-  const int splits = weight_splits(s);
+  const int splits = weight_splits(s, v);
   float* out = splits > 1 ? static_cast<float*>(workspace) : gw;
   const BackwardWeightGemm g{d, x, gy, out, splits, d.CRS % 4 == 0 && aligned16(out)};
-  launch_igemm(v, g, gemm_grid(d.K, d.CRS, splits), st,
-               v == 3 ? "conv2d backward-weight v3 (tf32 implicit GEMM)"
-                      : "conv2d backward-weight v2 (implicit GEMM)");
+  launch_igemm(v, g, gemm_grid(d.K, d.CRS, splits, tile_rows(v)), st,
+               v == 3   ? "conv2d backward-weight v3 (tf32 implicit GEMM)"
+               : v == 4 ? "conv2d backward-weight v4 (implicit GEMM, 128x128 tile)"
+                        : "conv2d backward-weight v2 (implicit GEMM)");
   if (splits > 1) {
     const int n = d.K * d.CRS;
     splitk_reduce<<<blocks_for(n, kThreads), kThreads, 0, st>>>(out, splits, n, gw);

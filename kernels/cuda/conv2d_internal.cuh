@@ -228,11 +228,12 @@ struct BackwardWeightGemm {
   }
 };
 
-/// Grid of a GEMM description: x over 128-column tiles, y over 64-row tiles, z over its parts
-/// (select_part: backward-data stride phases, backward-weight splits; 1 for forward).
-inline dim3 gemm_grid(int rows, int cols, int splits) {
+/// Grid of a GEMM description: x over 128-column tiles, y over tile_m-row tiles (64, or 128
+/// for conv2d v4), z over its parts (select_part: backward-data stride phases, backward-weight
+/// splits; 1 for forward).
+inline dim3 gemm_grid(int rows, int cols, int splits, int tile_m = kBM) {
   return dim3(static_cast<unsigned>((cols + kBN - 1) / kBN),
-              static_cast<unsigned>((rows + kBM - 1) / kBM), static_cast<unsigned>(splits));
+              static_cast<unsigned>((rows + tile_m - 1) / tile_m), static_cast<unsigned>(splits));
 }
 
 /// v3 (conv2d_tc.cu): one launch of the TF32 tensor-core implicit GEMM for description g,

@@ -1,6 +1,6 @@
 // conv2d on CUDA (kernels/cuda/conv2d.cu, conv2d_tc.cu) against the CPU oracles
 // (kernels/cpu/conv2d_ref.cpp) run in double on the same float inputs: every version (v1
-// direct and v2 fp32 implicit GEMM with kFp32Tol, v3 TF32 tensor cores with kTf32Tol) x
+// direct, v2 and v4 fp32 implicit GEMM with kFp32Tol, v3 TF32 tensor cores with kTf32Tol) x
 // forward (with and without bias), backward-data, backward-weight (with and without gb).
 //   - awkward shapes: batch 1 and 0, odd 7x5 images, C = 3, K = 1, stride 2 on odd inputs,
 //     stride 3, pad 0 and 2, 5x5, 2x3 and 1x1 filters, a one-row image, sizes that are no
@@ -82,7 +82,8 @@ struct Version {
 };
 constexpr Version kVersions[] = {{1, CudaMath::FP32, lethe::testing::kFp32Tol},
                                  {2, CudaMath::FP32, lethe::testing::kFp32Tol},
-                                 {3, CudaMath::TF32, lethe::testing::kTf32Tol}};
+                                 {3, CudaMath::TF32, lethe::testing::kTf32Tol},
+                                 {4, CudaMath::FP32, lethe::testing::kFp32Tol}};
 
 CudaExec exec_of(int version, CudaMath math) {
   CudaExec e;
@@ -252,9 +253,9 @@ TEST_P(Conv2dCudaShapes, BackwardWeightMatchesReference) {
 
 std::string case_name(const ::testing::TestParamInfo<ConvCase>& info) { return info.param.name; }
 
-// The block tile is 64 rows (channels) x 128 columns (positions or filter taps), the depth
-// step 8 (v2) or 16 (v3); backward-weight splits the batch into up to 264 / tiles parts of at
-// least 512 reduction steps each.
+// The block tile is 64 rows (channels; 128 for v4) x 128 columns (positions or filter taps),
+// the depth step 8 (v2, v4) or 16 (v3); backward-weight splits the batch into up to
+// 264 / tiles parts of at least 512 reduction steps each.
 INSTANTIATE_TEST_SUITE_P(
     Awkward, Conv2dCudaShapes,
     ::testing::Values(ConvCase{"batch1_odd7x5_pad1", make(1, 3, 7, 5, 5, 3, 3, 1, 1)},
@@ -360,7 +361,7 @@ void expect_error(F f, const std::string& op) {
 
 TEST(Conv2dCuda, RefusesBadVersionsAndShortWorkspaces) {
   LETHE_REQUIRE_GPU();
-  EXPECT_EQ(lk::conv2d_cuda_versions(), 3);
+  EXPECT_EQ(lk::conv2d_cuda_versions(), 4);
   for (int v = 1; v <= lk::conv2d_cuda_versions(); ++v)
     EXPECT_GT(std::strlen(lk::conv2d_cuda_version_name(v)), 0u);
   expect_error([] { lk::conv2d_cuda_version_name(0); }, "conv2d_cuda_version_name");
@@ -368,7 +369,7 @@ TEST(Conv2dCuda, RefusesBadVersionsAndShortWorkspaces) {
   const Conv2dShape s = make(67, 4, 8, 8, 6, 3, 3, 1, 1);
   DeviceBuffer<float> dx(input(s)), dw(weights(s)), dgy(uniform(s.N * s.K * 64, 14, 0.1));
   DeviceBuffer<float> dy(s.N * s.K * 64), dgw(s.K * s.C * 9);
-  for (const CudaExec& e : {exec_of(4, CudaMath::FP32), exec_of(-1, CudaMath::TF32),
+  for (const CudaExec& e : {exec_of(5, CudaMath::FP32), exec_of(-1, CudaMath::TF32),
                             exec_of(3, CudaMath::FP32)})  // v3 is TF32: refused in FP32 mode
     expect_error([&] { lk::conv2d_forward_cuda(s, dx.get(), dw.get(), nullptr, dy.get(), e); },
                  "conv2d_forward_cuda");
