@@ -18,10 +18,12 @@
 #include "framework/autograd.h"
 #include "framework/checkpoint.h"
 #include "framework/cuda_allocator.h"
+#include "framework/dispatch.h"
 #include "framework/ops.h"
 #include "framework/optim.h"
-#include "framework/version.h"
 #include "framework/settings.h"
+#include "framework/version.h"
+#include "kernels/conv2d.h"
 #include "models/model.h"
 #include "prune/mask.h"
 #include "prune/select.h"
@@ -166,6 +168,11 @@ int cmd_bench(const std::vector<std::string>& args) {
     out["sparse"] = to_string(execution_settings().sparse);
   }
   if (dev.is_cuda()) {
+#ifdef LETHE_WITH_CUDA
+    if (execution_settings().conv == ConvBackend::Lethe)  // LETHE_CUDA_CONV_VERSION may pick one
+      out["conv_kernel"] = kernels::conv2d_cuda_version_name(
+          kernels::conv2d_cuda_resolved_version(detail::conv_cuda_exec()));
+#endif
     const CudaMemoryStats ms = cuda_memory_stats(dev.index);
     out["peak_mem_mib"] = static_cast<double>(ms.peak_allocated) / (1 << 20);
     out["device_mallocs"] = ms.device_mallocs;

@@ -55,6 +55,11 @@ inline void check_cuda_float(const char* op, DType t) {
 /// of the process-wide execution settings (fp32 unless `math_mode = tf32`).
 kernels::CudaExec cuda_exec();
 
+/// cuda_exec() for the dense conv2d kernels, with the version of LETHE_CUDA_CONV_VERSION when
+/// set (1..kernels::conv2d_cuda_versions(); 0 = the math mode's default): a benchmarking knob
+/// that runs every GPU conv on one kernel version end to end.
+kernels::CudaExec conv_cuda_exec();
+
 inline void check_defined(const char* op, const Tensor& t, const char* what) {
   LETHE_CHECK(t.defined(), op, ": ", what, " is undefined");
   LETHE_CHECK(t.is_contiguous(), op, ": ", what, " must be contiguous, got ", t.str());

@@ -158,7 +158,7 @@ Tensor Conv2d::forward(const Tensor& x) {
                      ? "cuda cudnn"
                      : std::string("cuda ") + kernels::conv2d_cuda_version_name(
                                                   kernels::conv2d_cuda_resolved_version(
-                                                      detail::cuda_exec()));
+                                                      detail::conv_cuda_exec()));
   }
 #endif
   const Tensor w = mask_.defined() ? ops::mul(weight, mask_) : weight;

@@ -39,7 +39,7 @@ Tensor scratch(size_t bytes, Device dev) {
 
 void conv_forward_cuda(const kernels::Conv2dShape& s, const Tensor& x, const Tensor& w,
                        const Tensor& bias, Tensor& y) {
-  const kernels::CudaExec e = cuda_exec();
+  const kernels::CudaExec e = detail::conv_cuda_exec();
   const float* b = bias.defined() ? bias.data<float>() : nullptr;
   if (use_cudnn()) {
 #ifdef LETHE_WITH_CUDNN
@@ -55,7 +55,7 @@ void conv_forward_cuda(const kernels::Conv2dShape& s, const Tensor& x, const Ten
 
 void conv_backward_cuda(const kernels::Conv2dShape& s, const Tensor& x, const Tensor& w,
                         const Tensor& gy, Tensor& gx, Tensor& gw, Tensor& gb) {
-  const kernels::CudaExec e = cuda_exec();
+  const kernels::CudaExec e = detail::conv_cuda_exec();
   float* gbp = gb.defined() ? gb.data<float>() : nullptr;
   if (use_cudnn()) {
 #ifdef LETHE_WITH_CUDNN

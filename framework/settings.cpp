@@ -1,5 +1,7 @@
 #include "framework/settings.h"
 
+#include <cstdlib>
+
 #include "kernels/check.h"
 
 namespace lethe {
@@ -46,6 +48,21 @@ kernels::CudaExec cuda_exec() {
   kernels::CudaExec e;
   e.math = execution_settings().math == MathMode::TF32 ? kernels::CudaMath::TF32
                                                        : kernels::CudaMath::FP32;
+  return e;
+}
+
+kernels::CudaExec conv_cuda_exec() {
+  static const int version = [] {
+    const char* v = std::getenv("LETHE_CUDA_CONV_VERSION");
+    if (v == nullptr || *v == '\0') return 0;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    LETHE_CHECK(*end == '\0' && n >= 0 && n <= 99, "LETHE_CUDA_CONV_VERSION must be a kernel ",
+                "version number (0 = default), got '", v, "'");
+    return static_cast<int>(n);  // the kernels refuse versions they do not have
+  }();
+  kernels::CudaExec e = cuda_exec();
+  e.version = version;
   return e;
 }
 

@@ -74,6 +74,7 @@ for model in resnet18 vgg16_bn; do
   torch_bench --model "$model" --batch 256 --modes fp32,tf32
 done
 lethe_bench --model resnet18 --batch 256 --math-mode fp32 --conv-backend cudnn
+LETHE_CUDA_CONV_VERSION=4 lethe_bench --model resnet18 --batch 256 --math-mode fp32  # 128x128 tiles
 lethe_bench --model resnet18 --batch 1024 --inference true --math-mode fp32
 torch_bench --model resnet18 --batch 1024 --modes fp32 --inference
 # Sparse execution (issue 7): the 95%-pruned masked FT step on the sparse CUDA kernels vs the
@@ -91,7 +92,7 @@ for r in rows:
     p = torch.get(key(r))
     ratio = f"{r['images_per_s'] / p['images_per_s']:.2f}x" if p else "no PyTorch line"
     mem = f", peak memory {r.get('peak_mem_mib', 0):.0f} vs {p.get('peak_mem_mib', '?')} MiB" if p else ""
-    be = "" if r.get("conv_backend", "lethe") == "lethe" else f" [{r['conv_backend']}]"
+    be = f" [{r.get('conv_kernel', r.get('conv_backend'))}]"
     if "sparse_speedup" in r:
         be += (f" [{100 * r['prune_rate']:.0f}% pruned, sparse kernels {r['sparse_speedup']:.2f}x "
                f"the dense ones' {r['dense_kernels_images_per_s']:.0f} img/s]")
