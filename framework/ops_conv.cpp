@@ -110,9 +110,13 @@ void sparse_backward_cuda(const kernels::Conv2dShape& s, kernels::SparsePatternC
 }
 #else
 void sparse_forward_cuda(const kernels::Conv2dShape&, kernels::SparsePatternCuda&, const Tensor&,
-                         const Tensor&, const Tensor&, Tensor&) {}
+                         const Tensor&, const Tensor&, Tensor&) {
+  LETHE_CHECK(false, "conv2d_sparse: this lethe was built without CUDA");
+}
 void sparse_backward_cuda(const kernels::Conv2dShape&, kernels::SparsePatternCuda&, const Tensor&,
-                          const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&) {}
+                          const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&) {
+  LETHE_CHECK(false, "conv2d_sparse backward: this lethe was built without CUDA");
+}
 void conv_forward_cuda(const kernels::Conv2dShape&, const Tensor&, const Tensor&, const Tensor&,
                        Tensor&) {
   LETHE_CHECK(false, "conv2d: this lethe was built without CUDA");

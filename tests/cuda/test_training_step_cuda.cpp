@@ -66,7 +66,7 @@ StepResult one_step(const models::ModelSpec& spec, Device dev, double prune_rate
   Tensor x = Tensor::empty({batch, 3, 32, 32});
   Generator data_gen(7, 0);
   data_gen.fill_uniform(x.data<float>(), x.numel());
-  jiggle(x);
+  if (jitter != 0) jiggle(x);
   std::vector<int32_t> y(static_cast<size_t>(batch));
   for (auto& v : y) v = static_cast<int32_t>(data_gen.randint(10));
   Tensor labels = Tensor::from_vector(y, {batch});
