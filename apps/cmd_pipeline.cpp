@@ -99,7 +99,7 @@ int cmd_pipeline(const std::vector<std::string>& args) {
   const Command cmd = pipeline_command();
   Config cfg;
   if (!parse_args(cmd, args, cfg)) return 0;
-  const nlohmann::json settings = apply_settings(cfg);
+  const nlohmann::json settings = apply_settings(cfg, /*allow_cuda=*/true);
   const std::string out = cfg.get_string("out", "runs/pipeline");
   cfg.get_bool("resume", false);
 

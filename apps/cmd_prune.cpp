@@ -62,9 +62,11 @@ Command prune_command() {
 
 /// Test accuracy of the checkpoint at `path` (a fresh model with the file's masks applied).
 train::EvalResult test_checkpoint(const models::ModelSpec& spec, const std::string& path,
-                                  const data::Dataset& test, const std::vector<int64_t>& idx) {
+                                  const data::Dataset& test, const std::vector<int64_t>& idx,
+                                  Device dev) {
   Generator gen(0, 0);
   auto model = models::make_model(spec, gen);
+  model->to(dev);
   const Checkpoint ck = load_checkpoint(path, *model, models::model_metadata(spec));
   prune::apply_masks(*model, prune::masks_from_checkpoint(ck, *model, path));
   return train::evaluate(*model, test, idx);
@@ -76,10 +78,11 @@ int cmd_prune(const std::vector<std::string>& args) {
   const Command cmd = prune_command();
   Config cfg;
   if (!parse_args(cmd, args, cfg)) return 0;
-  const nlohmann::json settings = apply_settings(cfg);
+  const nlohmann::json settings = apply_settings(cfg, /*allow_cuda=*/true);
   const std::string started = now_iso8601();
 
   prune::PipelineOptions po;
+  po.device = parse_device(cfg.get_string("device", "cpu"));
   po.method = cfg.get_string("method", "omp");
   po.rate = cfg.get_double("rate", 0.95);
   po.dense_dir = cfg.get_string("dense", "");
@@ -113,12 +116,12 @@ int cmd_prune(const std::vector<std::string>& args) {
 
   if (!o.quiet)
     std::fprintf(stderr, "[prune] %s to %.4g%% on %s width %s (%s): %zu training / %zu "
-                 "validation / %lld test images, %lld epochs per stage, batch %lld, %s threads\n",
+                 "validation / %lld test images, %lld epochs per stage, batch %lld, %s\n",
                  po.method.c_str(), 100.0 * po.rate, spec.arch.c_str(),
                  models::format_width(spec.width).c_str(), d.source.c_str(), d.train_idx.size(),
                  d.val_idx.size(), static_cast<long long>(d.test.size()),
                  static_cast<long long>(o.epochs), static_cast<long long>(o.batch_size),
-                 settings["threads"].dump().c_str());
+                 compute_place(settings).c_str());
   const prune::PipelineResult r =
       prune::run_pipeline(spec, d.train, d.train_idx, d.train, d.val_idx, po);
   if (!r.finished) {
@@ -137,12 +140,13 @@ int cmd_prune(const std::vector<std::string>& args) {
   const std::vector<int64_t>& test_idx = d.test_idx;
   const train::EvalResult last_test = train::evaluate(*r.model, d.test, test_idx);
   const train::EvalResult best_test =
-      test_checkpoint(spec, (fs::path(po.out_dir) / "best.safetensors").string(), d.test, test_idx);
+      test_checkpoint(spec, (fs::path(po.out_dir) / "best.safetensors").string(), d.test, test_idx,
+                      po.device);
   nlohmann::json dense = nullptr;
   const std::string dense_last = (fs::path(r.dense_dir) / "last.safetensors").string();
   if (!r.dense_dir.empty() && po.method != "random" && fs::exists(dense_last))
     dense = {{"dir", r.dense_dir},
-             {"test_acc_last", test_checkpoint(spec, dense_last, d.test, test_idx).accuracy}};
+             {"test_acc_last", test_checkpoint(spec, dense_last, d.test, test_idx, po.device).accuracy}};
 
   double best_val = -1, train_s = 0, mask_s = 0, epoch_s = 0;
   for (const auto& e : r.final_training.history) {
@@ -212,7 +216,7 @@ int cmd_prune(const std::vector<std::string>& args) {
     md << "| " << l.name << " | " << shape_str(l.shape) << " | " << l.zeros << " | " << l.total
        << " | " << 100.0 * l.sparsity() << "% |\n";
   md << "\nData: " << d.source << ". Machine: " << machine_info()["cpu"].get<std::string>()
-     << ", " << settings["threads"] << " threads.\n";
+     << ", " << compute_place(settings) << ".\n";
   write_results(po.out_dir, results, md.str());
   std::printf("%s %.4g%%: sparsity %.4f%%, test accuracy %.2f%% (last), %.2f%% (best by "
               "validation %.2f%%); results in %s\n",

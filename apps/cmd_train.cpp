@@ -105,11 +105,11 @@ int cmd_train(const std::vector<std::string>& args) {
   o.metadata["train_limit"] = std::to_string(cfg.get_int("train-limit", 0));
 
   std::fprintf(stderr, "[train] %s width %s on %s: %zu training / %zu validation / %lld test images, "
-               "%lld epochs, batch %lld, %s threads\n",
+               "%lld epochs, batch %lld, %s\n",
                spec.arch.c_str(), models::format_width(spec.width).c_str(), d.source.c_str(),
                d.train_idx.size(), d.val_idx.size(), static_cast<long long>(d.test.size()),
                static_cast<long long>(o.epochs), static_cast<long long>(o.batch_size),
-               settings["threads"].dump().c_str());
+               compute_place(settings).c_str());
   const train::TrainResult r = train::fit(*model, d.train, d.train_idx, d.train, d.val_idx, o);
   if (!r.finished) {
     std::fprintf(stderr, "[train] stopped at step %lld of %lld; continue with --resume\n",
@@ -164,7 +164,7 @@ int cmd_train(const std::vector<std::string>& args) {
      << "| epochs | " << r.history.size() << " |\n"
      << "| mean epoch time | " << epoch_s << " s |\n\n"
      << "Data: " << d.source << ". Machine: " << machine_info()["cpu"].get<std::string>()
-     << ", " << settings["threads"] << " threads.\n";
+     << ", " << compute_place(settings) << ".\n";
   write_results(o.out_dir, results, md.str());
   std::printf("test accuracy: %.2f%% (last), %.2f%% (best by validation %.2f%%); results in %s\n",
               last_test.accuracy, best_test.accuracy, best_val, o.out_dir.c_str());
@@ -175,7 +175,8 @@ int cmd_eval(const std::vector<std::string>& args) {
   const Command cmd = eval_command();
   Config cfg;
   if (!parse_args(cmd, args, cfg)) return 0;
-  const nlohmann::json settings = apply_settings(cfg);
+  const nlohmann::json settings = apply_settings(cfg, /*allow_cuda=*/true);
+  const Device dev = parse_device(cfg.get_string("device", "cpu"));
   const std::string path = cfg.get_string("model", "");
   LETHE_CHECK(!path.empty(), "lethe eval needs --model CHECKPOINT");
   const Checkpoint peek = read_checkpoint(path);
@@ -193,6 +194,7 @@ int cmd_eval(const std::vector<std::string>& args) {
 
   Generator gen(0, 0);
   auto model = models::make_model(spec, gen);
+  model->to(dev);
   load_checkpoint(path, *model, models::model_metadata(spec));
   nlohmann::json acc;
   std::ostringstream md;

@@ -79,7 +79,8 @@ int cmd_unlearn(const std::vector<std::string>& args) {
   const Command cmd = unlearn_command();
   Config cfg;
   if (!parse_args(cmd, args, cfg)) return 0;
-  const nlohmann::json settings = apply_settings(cfg);
+  const nlohmann::json settings = apply_settings(cfg, /*allow_cuda=*/true);
+  const Device dev = parse_device(cfg.get_string("device", "cpu"));
   const std::string started = now_iso8601();
   const std::string path = cfg.get_string("model", "");
   LETHE_CHECK(!path.empty(), "lethe unlearn needs --model CHECKPOINT (a trained .safetensors)");
@@ -104,7 +105,7 @@ int cmd_unlearn(const std::vector<std::string>& args) {
 
   const std::string init_flag = cfg.get_string("init-seed", "");
   const unlearn::TrainedModel tm =
-      unlearn::load_trained_model(path, init_flag.empty() ? -1 : cfg.get_int("init-seed", 1));
+      unlearn::load_trained_model(path, init_flag.empty() ? -1 : cfg.get_int("init-seed", 1), dev);
   const models::ModelSpec& mspec = tm.spec;
   const std::string dataset = cfg.get_string("dataset", "");
   LETHE_CHECK(dataset.empty() || dataset == mspec.dataset, "--dataset ", dataset, " but ", path,
@@ -123,11 +124,11 @@ int cmd_unlearn(const std::vector<std::string>& args) {
 
   if (!quiet)
     std::fprintf(stderr, "[unlearn] %s on %s (%s width %s, %s, sparsity %.2f%%): forget %s = "
-                 "%zu images, retain %zu, test %zu; %s threads\n",
+                 "%zu images, retain %zu, test %zu; %s\n",
                  method.c_str(), path.c_str(), mspec.arch.c_str(),
                  models::format_width(mspec.width).c_str(), d.source.c_str(), 100.0 * sparsity,
                  spec.str().c_str(), fset.forget.size(), fset.retain.size(), test_idx.size(),
-                 settings["threads"].dump().c_str());
+                 compute_place(settings).c_str());
   const unlearn::MethodResult r = unlearn::run_method(method, *model, d.train, fset, masks, mo,
                                                       tm.factory());
   if (!quiet) std::fprintf(stderr, "[unlearn] %s took %.1f s; evaluating\n", method.c_str(), r.seconds);
@@ -195,8 +196,8 @@ int cmd_unlearn(const std::vector<std::string>& args) {
       md << "| MIA-Efficacy (" << unlearn::to_string(f) << ") | " << fmt(m.mia.get(f)) << " |\n";
   md << "\nOptions: `" << unlearn::method_options_json(method, mo).dump() << "`.  \n"
      << "Evaluation took " << m.seconds << " s (not part of the RTE). Data: " << d.source
-     << ". Machine: " << machine_info()["cpu"].get<std::string>() << ", " << settings["threads"]
-     << " threads.\n";
+     << ". Machine: " << machine_info()["cpu"].get<std::string>() << ", "
+     << compute_place(settings) << ".\n";
   write_results(out, results, md.str());
 
   std::printf("%s %s: UA %.2f  MIA-Efficacy %.2f  RA %.2f  TA %.2f  RTE %.3f min",

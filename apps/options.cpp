@@ -17,7 +17,7 @@ const std::vector<Option>& data_options() {
 
 const std::vector<Option>& setting_options() {
   static const std::vector<Option> o = {
-      {"device", "cpu", "cpu | cuda | cuda:N (the GPU: lethe train and lethe bench so far)"},
+      {"device", "cpu", "cpu | cuda | cuda:N (the GPU: all but lethe backdoor and lethe transfer)"},
       {"threads", "0", "CPU threads (0: one per core)"},
       {"math-mode", "fp32", "fp32 | tf32 (GPU only; fp32 never uses tensor cores)"},
       {"conv-backend", "lethe", "lethe | cudnn (GPU only)"},

@@ -54,7 +54,11 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
   const io::StMetadata meta = experiment_metadata(cfg, spec, model_seed);
 
   const int64_t rewind = cfg.get_int("rewind-epoch", 8);
-  const json dkey = data_key(cfg, d.train.name, d.train_idx.size(), d.val_idx.size());
+  json dkey = data_key(cfg, d.train.name, d.train_idx.size(), d.val_idx.size());
+  const Device device = parse_device(cfg.get_string("device", "cpu"));
+  // Every stage hangs off the data key: a GPU run never reuses a CPU stage (its RTE and float
+  // noise differ), and CPU keys stay what they were before GPU runs existed.
+  if (!device.is_cpu()) dkey["device"] = device.str();
   const json model_key = {{"arch", spec.arch}, {"width", spec.width}};
 
   int64_t per_model = 0;
@@ -69,7 +73,7 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
   Progress progress(run.stages_total, quiet);
   const std::string started = now_iso8601();
 
-  const StageData sd{d.train, d.train_idx, d.val_idx, d.test, d.test_idx};
+  const StageData sd{d.train, d.train_idx, d.val_idx, d.test, d.test_idx, device};
   // ---- dense training --------------------------------------------------------------------
   train::TrainOptions dense_o = recipe(cfg, cfg.get_int("epochs", 20));
   const Stage dense = dense_stage(out, "dense", dkey, model_key, spec, model_seed, meta,
@@ -124,7 +128,7 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
           if (!st.done()) {
             unlearn::Stopwatch sw;
             fs::create_directories(st.dir);
-            const unlearn::TrainedModel tm = unlearn::load_trained_model(src.path);
+            const unlearn::TrainedModel tm = unlearn::load_trained_model(src.path, -1, device);
             const unlearn::ForgetSet fset = unlearn::make_forget_set(sc, d.train, d.train_idx, seed);
             json res;
             double rte = 0;

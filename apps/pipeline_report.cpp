@@ -123,7 +123,7 @@ std::string results_markdown(const json& results) {
   md << "\nStages: " << st["total"] << " in all, " << st["computed"] << " computed in this call, "
      << st["cached"] << " reused from the cache. \"original\" is the model before unlearning "
      << "(reference only). Machine: " << results["machine"]["cpu"].get<std::string>() << ", "
-     << results["settings"]["threads"] << " threads.\n";
+     << compute_place(results["settings"]) << ".\n";
   if (results.contains("warning")) md << "\n**" << results["warning"].get<std::string>() << "**\n";
   return md.str();
 }

@@ -60,8 +60,8 @@ nlohmann::json apply_settings(const Config& cfg, bool allow_cuda) {
     set_current_device(d);
   } else {
     LETHE_CHECK(device == "cpu", "--device ", device,
-                ": this command runs on the CPU only for now (lethe train and lethe bench take "
-                "cuda)");
+                ": this command runs on the CPU only for now (train, eval, prune, unlearn, "
+                "pipeline and bench take cuda)");
   }
   // Settings that would be silently ignored are refused instead.
   LETHE_CHECK(s.conv == ConvBackend::Lethe || device != "cpu",
@@ -79,6 +79,12 @@ nlohmann::json apply_settings(const Config& cfg, bool allow_cuda) {
           {"conv_backend", to_string(s.conv)},
           {"sparse", to_string(s.sparse)},
           {"threads", omp_get_max_threads()}};
+}
+
+std::string compute_place(const nlohmann::json& settings) {
+  const std::string device = settings.value("device", std::string("cpu"));
+  if (device == "cpu") return settings["threads"].dump() + " threads";
+  return device == "cuda" ? "cuda:0" : device;
 }
 
 nlohmann::json config_json(const Config& cfg) {

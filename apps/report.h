@@ -18,6 +18,8 @@ Device parse_device(const std::string& s);
 /// (math-mode, conv-backend, sparse); returns them as JSON for the results. `device` must be
 /// cpu unless allow_cuda (a command that runs on the GPU), then also a visible CUDA device.
 nlohmann::json apply_settings(const Config& cfg, bool allow_cuda = false);
+/// Where a run computes, from apply_settings' JSON: "2 threads" on the CPU, "cuda:0" on a GPU.
+std::string compute_place(const nlohmann::json& settings);
 /// Every key/value of the config (the run's complete recipe).
 nlohmann::json config_json(const Config& cfg);
 /// UTC time, ISO 8601.

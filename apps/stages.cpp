@@ -175,8 +175,8 @@ json recipe_json(const train::TrainOptions& o) {
 }
 
 double checkpoint_test_accuracy(const std::string& path, const data::Dataset& test,
-                                const std::vector<int64_t>& test_idx) {
-  const unlearn::TrainedModel tm = unlearn::load_trained_model(path);
+                                const std::vector<int64_t>& test_idx, Device device) {
+  const unlearn::TrainedModel tm = unlearn::load_trained_model(path, -1, device);
   return train::evaluate(*tm.model, test, test_idx).accuracy;
 }
 
@@ -195,6 +195,7 @@ Stage dense_stage(const std::string& out, const std::string& name, const json& d
   fs::create_directories(st.dir);
   Generator init_gen(model_seed, 0);
   auto model = models::make_model(spec, init_gen);
+  model->to(d.device);
   o.out_dir = st.dir;
   o.resume = fs::exists(st.file("last.safetensors"));
   const train::TrainResult tr = train::fit(*model, d.train, d.train_idx, d.train, d.val_idx, o);
@@ -203,9 +204,9 @@ Stage dense_stage(const std::string& out, const std::string& name, const json& d
   for (const auto& e : tr.history) best_val = std::max(best_val, e.val_acc);
   st.finish(key,
             {{"test_acc_best", checkpoint_test_accuracy(st.file("best.safetensors"), d.test,
-                                                        d.test_idx)},
+                                                        d.test_idx, d.device)},
              {"test_acc_last", checkpoint_test_accuracy(st.file("last.safetensors"), d.test,
-                                                        d.test_idx)},
+                                                        d.test_idx, d.device)},
              {"best_val_acc", best_val}, {"seconds", sw.seconds()}});
   progress.computed(sw.seconds());
   return st;
@@ -222,6 +223,7 @@ Stage omp_stage(const std::string& out, const std::string& name, const Stage& de
   po.seed = model_seed;
   po.train = std::move(o);
   po.train.metadata = meta;
+  po.device = d.device;
   const json key = {{"stage", "prune"}, {"dense", dense.hash}, {"method", po.method},
                     {"rate", po.rate}, {"rewind_epoch", rewind},
                     {"recipe", recipe_json(po.train)}};
@@ -239,7 +241,7 @@ Stage omp_stage(const std::string& out, const std::string& name, const Stage& de
   LETHE_CHECK(pr.finished, "pruning stopped early");
   const double sp = prune::sparsity_report(*pr.model).sparsity();
   st.finish(key, {{"test_acc_last", checkpoint_test_accuracy(st.file("last.safetensors"), d.test,
-                                                             d.test_idx)},
+                                                             d.test_idx, d.device)},
                   {"sparsity", sp}, {"seconds", sw.seconds()}});
   progress.computed(sw.seconds());
   return st;

@@ -108,11 +108,14 @@ struct StageData {
   const std::vector<int64_t>& val_idx;
   const data::Dataset& test;
   const std::vector<int64_t>& test_idx;
+  /// Where the stages' models train and evaluate (initialised on the host, then moved).
+  Device device = Device::cpu();
 };
 
-/// Test accuracy (percent) of a checkpoint, masks installed.
+/// Test accuracy (percent) of a checkpoint, masks installed, computed on `device`.
 double checkpoint_test_accuracy(const std::string& path, const data::Dataset& test,
-                                const std::vector<int64_t>& test_idx);
+                                const std::vector<int64_t>& test_idx,
+                                Device device = Device::cpu());
 
 /// The dense-training stage `name`: a fresh `spec` model (init Generator(model_seed, 0))
 /// trained with `o` (snapshot_epoch = `snapshot`, metadata = `meta`), resumed from its

@@ -45,19 +45,6 @@ int64_t count_correct(const Tensor& logits_in, const Tensor& labels_in) {
   return correct;
 }
 
-/// Where the model's parameters live (the CPU for a model without any): batches follow them.
-Device model_device(const nn::Module& model) {
-  const nn::NamedTensors p = model.named_parameters();
-  return p.empty() ? Device::cpu() : p.front().second.device();
-}
-
-/// The loader builds batches on the host; a model on the GPU gets them copied there.
-void to_device(data::Batch& b, Device dev) {
-  if (dev.is_cpu()) return;
-  b.images = b.images.to(dev);
-  b.labels = b.labels.to(dev);
-}
-
 std::string format_eta(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   char buf[32];
@@ -127,6 +114,17 @@ io::StMetadata run_metadata(const TrainOptions& o, int64_t steps_per_epoch) {
 }
 
 }  // namespace
+
+Device model_device(const nn::Module& model) {
+  const nn::NamedTensors p = model.named_parameters();
+  return p.empty() ? Device::cpu() : p.front().second.device();
+}
+
+void to_device(data::Batch& b, Device dev) {
+  if (dev.is_cpu()) return;
+  b.images = b.images.to(dev);
+  b.labels = b.labels.to(dev);
+}
 
 EvalResult evaluate(nn::Module& model, const data::Dataset& data,
                     const std::vector<int64_t>& indices, int64_t batch_size) {

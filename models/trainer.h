@@ -64,6 +64,13 @@ struct TrainResult {
   double seconds = 0;                ///< wall time of this invocation
 };
 
+/// Where the model's parameters live (the CPU for a model without any): batches follow them.
+Device model_device(const nn::Module& model);
+
+/// The loader builds batches on the host; for a model on the GPU they are copied there
+/// (images and labels; nothing happens for the CPU).
+void to_device(data::Batch& b, Device dev);
+
 struct EvalResult {
   double accuracy = 0;  ///< percent
   double loss = 0;      ///< mean cross-entropy

@@ -92,11 +92,23 @@ void apply_masks(nn::Module& model, const MaskSet& masks) {
   }
 }
 
+MaskSet masks_to(const MaskSet& masks, Device device) {
+  MaskSet out;
+  for (const auto& [name, m] : masks) out[name] = m.device() == device ? m : m.to(device);
+  return out;
+}
+
 MaskSet masks_from_checkpoint(const Checkpoint& ck, nn::Module& model, const std::string& path) {
   MaskSet masks;
   for (const auto& [name, t] : ck.tensors)
     if (ends_with(name, kMaskSuffix)) masks[name.substr(0, name.size() - kMaskSuffix.size())] = t;
   validate_masks(model, masks, path);
+  // Files are read to the host; the masks go where the weights are (SGD::set_mask needs that).
+  for (const auto& [name, conv] : prunable_layers(model)) {
+    auto it = masks.find(name);
+    if (it != masks.end() && it->second.device() != conv->weight.device())
+      it->second = it->second.to(conv->weight.device());
+  }
   return masks;
 }
 

@@ -44,6 +44,9 @@ std::string mask_tensor_name(const std::string& param);
 /// An all-ones (nothing pruned) mask for every conv weight of `model`.
 MaskSet all_ones_masks(nn::Module& model);
 
+/// The same masks on `device` (copies only those elsewhere).
+MaskSet masks_to(const MaskSet& masks, Device device);
+
 /// Installs exactly `masks` on `model`: Conv2d::set_mask for every conv weight named in it
 /// (convs not named get no mask) and zeroes the pruned weights in place, so the stored weights,
 /// the forward and any checkpoint agree. Validates names, dtype, shape and 0/1 values first
@@ -57,7 +60,8 @@ void validate_masks(nn::Module& model, const MaskSet& masks, const std::string& 
 
 /// The masks stored in a checkpoint (tensors named "<param>.mask"), validated against `model`
 /// (validate_masks). Empty for a dense checkpoint with no masks. Conv weights without a mask
-/// tensor stay dense. `path` is only used in error messages.
+/// tensor stay dense. The masks are on the device of their weights in `model`. `path` is only
+/// used in error messages.
 MaskSet masks_from_checkpoint(const Checkpoint& ck, nn::Module& model, const std::string& path);
 /// read_checkpoint(path) then masks_from_checkpoint.
 MaskSet read_masks(const std::string& path, nn::Module& model);

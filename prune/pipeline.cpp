@@ -50,9 +50,13 @@ struct Run {
   int64_t stages_trained = 0;
   double dense_seconds = 0;  ///< the dense stage's training time in this call
 
-  std::shared_ptr<nn::Module> fresh_model() const {
+  /// The seed's initialisation, on o.device (initialised on the host: the same weights on
+  /// every device), or on the host when `host`.
+  std::shared_ptr<nn::Module> fresh_model(bool host = false) const {
     Generator gen(o.seed, 0);
-    return models::make_model(spec, gen);
+    auto m = models::make_model(spec, gen);
+    if (!host) m->to(o.device);
+    return m;
   }
 
   void say(const char* fmt_str, auto... args) const {
@@ -280,7 +284,8 @@ PipelineResult run_pipeline(const models::ModelSpec& spec, const data::Dataset& 
       so.iterations = o.synflow_iterations;
       so.float64 = o.synflow_float64;
       so.verbose = !o.train.quiet;
-      return synflow_masks(*model, o.rate, so);
+      // Scored on the host in any case (float64, synflow.h): the same initialisation there.
+      return masks_to(synflow_masks(*run.fresh_model(/*host=*/true), o.rate, so), o.device);
     });
     if (o.resume) check_resumed_masks(*model, o.out_dir, masks);
     apply_masks(*model, masks);

@@ -59,6 +59,7 @@ struct PipelineOptions {
   bool synflow_float64 = true;
   uint64_t seed = 1;           ///< model init (stream 0) and random pruning (stream 5)
   std::string out_dir;         ///< required
+  Device device = Device::cpu();  ///< where every stage's model trains (init on the host)
   std::string dense_dir;       ///< an existing dense run; "" trains one into out_dir/dense
   bool resume = false;
   /// Train at most this many stages (dense, rounds) in this call, then return unfinished

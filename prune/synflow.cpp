@@ -154,6 +154,10 @@ MaskSet synflow_masks(nn::Module& model, double rate, const SynflowOptions& o,
                       const Tensor& input) {
   LETHE_CHECK(o.iterations >= 1, "synflow needs at least 1 iteration, got ", o.iterations);
   const ConvList convs = prunable_layers(model);
+  // The scoring converts the model to float64 and feeds a host input; the GPU kernels are
+  // float32 only, so a GPU run scores a host copy of its initialisation (prune/pipeline.cpp).
+  LETHE_CHECK(convs.front().second->weight.device().is_cpu(), "synflow scores a model on the ",
+              "CPU; this one is on ", convs.front().second->weight.device().str());
   const int64_t total = prunable_count(model);
   const int64_t final_pruned = prune_count(rate, total);
   std::vector<uint8_t> keep(static_cast<size_t>(total), 1);

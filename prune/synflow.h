@@ -55,7 +55,8 @@ int64_t synflow_kept_after(int64_t total, double rate, int it, int iterations);
 
 /// The SynFlow mask at `rate` for `model`, scoring with `input` (default: all ones
 /// [1,3,32,32]); exactly round(rate * total) conv weights pruned. The model is left unchanged
-/// (its own masks, values and mode are restored); apply the result with apply_masks.
+/// (its own masks, values and mode are restored); apply the result with apply_masks. The model
+/// must be on the CPU (float64 scoring); a GPU run scores a host copy of the same weights.
 MaskSet synflow_masks(nn::Module& model, double rate, const SynflowOptions& options = {},
                       const Tensor& input = Tensor());
 

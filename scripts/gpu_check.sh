@@ -9,13 +9,14 @@
 #      cuDNN as lethe's conv backend once, ResNet-18 inference at batch 1024, the 95%-pruned
 #      step on the sparse kernels vs the dense ones (widths 1.0 and 0.25); ratios and peak
 #      memory in summary.txt;
-#   3. a short real training run: `lethe train --device cuda` on the synthetic data set;
+#   3. a short real training run: `lethe train --device cuda` on the synthetic data set; then
+#      train, prune and unlearn on the GPU (width 1.0), FT with the dense vs sparse kernels;
 #   4. compute-sanitizer memcheck over the tests on small shapes with exact-size allocations;
 #   5. the per-kernel GPU time of one ResNet-18 training step (Nsight Compute);
 #   6. the kernel benchmarks (lethe's versions next to cuBLAS), short.
 # Logs go to $OUT (the device tool brings back at most 8 files): summary.txt (device, every
-# step's outcome, the ratios), tests.log, throughput.jsonl, train.log, sanitizer.log,
-# profile.txt, bench.json, stderr.log. The exit status is the parity tests'.
+# step's outcome, the ratios), tests.log, throughput.jsonl, train.log (all commands),
+# sanitizer.log, profile.txt, bench.json, stderr.log. The exit status is the parity tests'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=$PWD/gpu_bundle
@@ -107,6 +108,36 @@ lbin "$(left 60)" "$B/bin/lethe" train --device cuda --dataset synthetic --epoch
   --width 0.25 --out "$OUT/train-run" > "$OUT/train.log" 2>&1
 log "train --device cuda: rc $? in $(( $(date +%s) - t0 )) s; $(grep -E 'test accuracy|error|Error' "$OUT/train.log" | tail -n 2 | tr '\n' ' ')"
 cat "$OUT/train-run/results.json" >> "$OUT/train.log" 2>/dev/null; rm -rf "$OUT/train-run"
+
+# 3b. the experiment commands on the GPU, and the sparse FT epoch (issue 7): a width-1.0
+# ResNet-18 trained 2 epochs on the synthetic data, OMP-pruned to 95% (rewind to epoch 1,
+# 2 epochs), then `lethe unlearn --method ft` (2 epochs, data, BN and optimizer included) with
+# the dense kernels and with the sparse ones; their RTEs and the ratio go to the summary.
+t0=$(date +%s)
+W=/tmp/lethe-cmds; rm -rf "$W"; mkdir -p "$W"
+C=(--device cuda --dataset synthetic --width 1.0 --batch-size 256 --quiet true)
+(
+  lbin "$(left 40)" "$B/bin/lethe" train "${C[@]}" --epochs 2 --snapshot-epoch 1 --out "$W/dense" &&
+  lbin "$(left 40)" "$B/bin/lethe" prune "${C[@]}" --method omp --rate 0.95 --dense "$W/dense" \
+    --rewind-epoch 1 --epochs 2 --out "$W/omp" &&
+  for s in off on; do
+    lbin "$(left 40)" "$B/bin/lethe" unlearn --device cuda --quiet true --model "$W/omp/last.safetensors" \
+      --method ft --epochs 2 --sparse "$s" --mia-variants false --out "$W/ft-$s" || exit 1
+  done
+) >> "$OUT/train.log" 2>&1
+log "commands on cuda (train, prune, unlearn): rc $? in $(( $(date +%s) - t0 )) s"
+python3 - "$W" <<'PY' 2>&1 | tee -a "$SUMMARY" >> "$OUT/train.log"
+import json, sys
+w = sys.argv[1]
+p = json.load(open(f"{w}/omp/results.json"))
+print(f"  prune omp 95% on cuda: sparsity {100 * p['metrics']['sparsity']:.2f}%, test acc {p['metrics']['test_acc_last']:.2f}%")
+r = {s: json.load(open(f"{w}/ft-{s}/results.json")) for s in ("off", "on")}
+for s in ("off", "on"):
+    m = r[s]["metrics"]
+    print(f"  unlearn ft --sparse {s}: RTE {r[s]['timings_s']['unlearn']:.2f} s, UA {m['UA']:.2f} RA {m['RA']:.2f} TA {m['TA']:.2f}")
+print(f"  sparse FT (2 epochs, width 1.0, OMP 95% of a 2-epoch synthetic model) vs dense kernels: "
+      f"{r['off']['timings_s']['unlearn'] / r['on']['timings_s']['unlearn']:.2f}x")
+PY
 
 # 4. memcheck on small shapes, exact-size allocations (every kernel still runs)
 SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \

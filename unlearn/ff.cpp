@@ -8,6 +8,7 @@
 #include "data/loader.h"
 #include "framework/autograd.h"
 #include "framework/ops.h"
+#include "models/trainer.h"
 #include "framework/rng.h"
 
 namespace lethe::unlearn {
@@ -36,7 +37,9 @@ std::vector<std::vector<double>> ff_fisher(nn::Module& model, const data::Datase
   data::Batch b;
   std::vector<float> scratch;
   int64_t done = 0;
+  const Device dev = train::model_device(model);
   while (loader.next(&b)) {
+    train::to_device(b, dev);
     const Tensor logits = model(b.images);
     const int64_t B = b.size();
     LETHE_CHECK(logits.size(1) == num_classes, "FF: the model has ", logits.size(1),

@@ -8,6 +8,7 @@
 #include "data/loader.h"
 #include "framework/autograd.h"
 #include "framework/ops.h"
+#include "models/trainer.h"
 
 namespace lethe::unlearn {
 
@@ -95,9 +96,12 @@ std::vector<double> summed_gradient(nn::Module& model, const data::Dataset& trai
   data::BatchLoader loader(train, indices, lo);
   loader.start_epoch(0);
   data::Batch b;
+  const Device dev = train::model_device(model);
   // The leaves' .grad accumulate the per-batch sums across backward calls.
-  while (loader.next(&b))
+  while (loader.next(&b)) {
+    train::to_device(b, dev);
     ops::cross_entropy(model(b.images), b.labels, ops::Reduction::Sum).backward();
+  }
   std::vector<double> out;
   std::vector<float> scratch;
   gather_gradient(params, out, scratch);
@@ -131,7 +135,9 @@ std::vector<double> woodfisher(nn::Module& model, const data::Dataset& train,
   data::BatchLoader loader(train, std::vector<int64_t>(retain.begin(), retain.begin() + steps), lo);
   loader.start_epoch(0);
   data::Batch b;
+  const Device dev = train::model_device(model);
   for (int64_t i = 0; loader.next(&b); ++i) {
+    train::to_device(b, dev);
     model.zero_grad();
     ops::cross_entropy(model(b.images), b.labels).backward();
     gather_gradient(params, g, scratch);

@@ -7,6 +7,7 @@
 #include "data/loader.h"
 #include "framework/autograd.h"
 #include "framework/ops.h"
+#include "models/trainer.h"
 
 namespace lethe::unlearn {
 
@@ -27,8 +28,9 @@ Predictions predict(nn::Module& model, const data::Dataset& data,
   data::BatchLoader loader(data, indices, lo);
   loader.start_epoch(0);
   data::Batch b;
+  const Device dev = train::model_device(model);
   while (loader.next(&b)) {
-    const Tensor probs = ops::softmax(model(b.images));
+    const Tensor probs = ops::softmax(model(b.images.to(dev)));
     LETHE_CHECK(probs.size(1) == p.num_classes, "the model has ", probs.size(1),
                 " outputs but the data set ", p.num_classes, " classes");
     const std::vector<float> v = probs.to_vector<float>();

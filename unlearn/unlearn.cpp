@@ -134,7 +134,8 @@ nlohmann::json method_options_json(const std::string& method_name, const MethodO
           {"woodfisher_n", o.iu.woodfisher_n}};
 }
 
-TrainedModel load_trained_model(const std::string& path, int64_t init_seed_override) {
+TrainedModel load_trained_model(const std::string& path, int64_t init_seed_override,
+                                Device device) {
   TrainedModel t;
   const Checkpoint peek = read_checkpoint(path);
   t.spec = models::spec_from_metadata(peek.metadata);
@@ -149,6 +150,7 @@ TrainedModel load_trained_model(const std::string& path, int64_t init_seed_overr
     }
   }
   t.model = t.factory()();
+  t.model->to(device);  // initialised on the host, then moved: the same weights on every device
   const Checkpoint ck = load_checkpoint(path, *t.model, models::model_metadata(t.spec));
   t.masks = prune::masks_from_checkpoint(ck, *t.model, path);
   install_masks(*t.model, t.masks);

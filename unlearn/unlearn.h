@@ -82,9 +82,10 @@ struct TrainedModel {
   ModelFactory factory() const { return model_factory(spec, init_seed); }
 };
 
-/// Loads `path` (architecture from its metadata, weights, masks validated and installed).
-/// `init_seed_override` >= 0 replaces the checkpoint's seed.
-TrainedModel load_trained_model(const std::string& path, int64_t init_seed_override = -1);
+/// Loads `path` (architecture from its metadata, weights, masks validated and installed) onto
+/// `device` (model and masks). `init_seed_override` >= 0 replaces the checkpoint's seed.
+TrainedModel load_trained_model(const std::string& path, int64_t init_seed_override = -1,
+                                Device device = Device::cpu());
 
 /// Runs `method` on `model` in place (method.h's convention). `fresh` is needed by retrain
 /// only (model_factory(spec, init_seed) for lethe models).

@@ -228,6 +228,22 @@ TEST(LetheTrain, DeviceFlags) {
       EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
     }
     EXPECT_THROW(cli::cmd_train({"--dataset", "synthetic", "--device", "cuda:1"}), Error);
+    // The experiment commands take a GPU too, and refuse one that is not there the same way.
+    for (auto cmd : {&cli::cmd_prune, &cli::cmd_unlearn, &cli::cmd_pipeline}) {
+      try {
+        cmd({"--dataset", "synthetic", "--device", "cuda", "--out", "/nonexistent/x"});
+        ADD_FAILURE() << "an experiment command ran on --device cuda without a GPU";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
+      }
+    }
+  }
+  // Backdoor and transfer stay on the CPU and say so.
+  try {
+    cli::cmd_backdoor({"--dataset", "synthetic", "--device", "cuda", "--out", "/nonexistent/x"});
+    ADD_FAILURE() << "lethe backdoor accepted --device cuda";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("CPU only"), std::string::npos) << e.what();
   }
 }
 
