@@ -301,6 +301,9 @@ ConvDims dims_of(const Conv2dShape& s, const char* op) {
   d.S = static_cast<int>(s.S), d.P = static_cast<int>(P), d.Q = static_cast<int>(Q);
   d.stride = static_cast<int>(s.stride), d.pad = static_cast<int>(s.pad);
   d.HW = d.H * d.W, d.PQ = d.P * d.Q, d.RS = d.R * d.S, d.CRS = d.C * d.RS;
+  // P or Q is 0 only for an empty output, which no kernel divides by (1 stands in).
+  d.by_PQ = FastDiv(d.PQ > 0 ? d.PQ : 1), d.by_Q = FastDiv(d.Q > 0 ? d.Q : 1);
+  d.by_RS = FastDiv(d.RS), d.by_S = FastDiv(d.S);
   return d;
 }
 

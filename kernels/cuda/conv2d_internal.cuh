@@ -21,14 +21,16 @@
 #include <cstdint>
 
 #include "kernels/conv2d.h"
+#include "kernels/fastdiv.h"
 
 namespace lethe::kernels::cuda {
 
 /// Conv2dShape in ints (the entry points check every tensor has < 2^31 elements), with the
-/// products the index arithmetic needs precomputed.
+/// products and fast divisors the index arithmetic needs precomputed.
 struct ConvDims {
   int N, C, H, W, K, R, S, P, Q, stride, pad;
   int HW, PQ, RS, CRS;
+  FastDiv by_PQ, by_Q, by_RS, by_S;
 };
 
 // Block tile of v2 and v3: 64 output rows (channels) x 128 output columns, 256 threads. The
@@ -65,7 +67,7 @@ struct ForwardGemm {
   };
   __device__ Col col(int j) const {
     if (j >= cols()) return {0, -kFar, 0};
-    const int n = j / d.PQ, pq = j - n * d.PQ, p = pq / d.Q, q = pq - p * d.Q;
+    const int n = d.by_PQ.div(j), pq = j - n * d.PQ, p = d.by_Q.div(pq), q = pq - p * d.Q;
     return {n * d.C * d.HW, p * d.stride - d.pad, q * d.stride - d.pad};
   }
   // Row kk = (c, r, s): the input channel's plane and the filter tap.
@@ -74,7 +76,7 @@ struct ForwardGemm {
   };
   __device__ Row row(int kk) const {
     if (kk >= d.CRS) return {0, -kFar, 0};
-    const int c = kk / d.RS, rs = kk - c * d.RS, r = rs / d.S;
+    const int c = d.by_RS.div(kk), rs = kk - c * d.RS, r = d.by_S.div(rs);
     return {c * d.HW, r, rs - r * d.S};
   }
   __device__ float b(const Row& r, const Col& c) const {
@@ -84,7 +86,7 @@ struct ForwardGemm {
   }
   // y[n, m, p, q] = y[out_col(j) + m*P*Q]
   __device__ int out_col(int j) const {
-    const int n = j / d.PQ;
+    const int n = d.by_PQ.div(j);
     return n * d.K * d.PQ + (j - n * d.PQ);
   }
   __device__ void store(int m, int oc, float v) const {
@@ -114,6 +116,7 @@ struct BackwardDataGemm {
   // The phase (select_part): input rows ha + st*hh (hh < Hs), taps r0 + st*ir (ir < nr), and
   // ah = (ha + pad - r0) / st; likewise wb, Ws, s0, ns, bw for columns.
   int ha = 0, wb = 0, Hs = 0, Ws = 0, r0 = 0, s0 = 0, nr = 0, ns = 0, ah = 0, bw = 0;
+  FastDiv by_taps, by_ns, by_HsWs, by_Ws;  // nr*ns, ns, Hs*Ws, Ws (1 where one is 0)
 
   __device__ int rows() const { return d.C; }
   __device__ int cols() const { return d.N * Hs * Ws; }
@@ -126,13 +129,17 @@ struct BackwardDataGemm {
     nr = r0 < d.R ? (d.R - r0 + st - 1) / st : 0;  // 0: this phase receives no tap, gx = 0
     ns = s0 < d.S ? (d.S - s0 + st - 1) / st : 0;
     ah = (ha + d.pad - r0) / st, bw = (wb + d.pad - s0) / st;  // exact by the choice of r0, s0
+    // Every thread of the block computes these once; a zero divisor (an empty phase) is
+    // never divided by (the range tests come first), so it gets 1.
+    by_taps = FastDiv(nr * ns > 0 ? nr * ns : 1), by_ns = FastDiv(ns > 0 ? ns : 1);
+    by_HsWs = FastDiv(Hs * Ws > 0 ? Hs * Ws : 1), by_Ws = FastDiv(Ws > 0 ? Ws : 1);
   }
 
   // A[c, (k,ir,is)] = w[k, c, r0 + st*ir, s0 + st*is]. (Every division below comes after the
   // range test, so an empty phase never divides by zero.)
   __device__ float a(int m, int kk) const {
     if (m >= d.C || kk >= depth()) return 0.f;
-    const int k = kk / (nr * ns), t = kk - k * nr * ns, ir = t / ns, is = t - ir * ns;
+    const int k = by_taps.div(kk), t = kk - k * nr * ns, ir = by_ns.div(t), is = t - ir * ns;
     return __ldg(w + ((k * d.C + m) * d.R + r0 + d.stride * ir) * d.S + s0 + d.stride * is);
   }
   // Column j = (n, hh, ww): gy's image and the output position tap (0, 0) would read.
@@ -141,7 +148,7 @@ struct BackwardDataGemm {
   };
   __device__ Col col(int j) const {
     if (j >= cols()) return {0, -kFar, 0};
-    const int n = j / (Hs * Ws), t = j - n * Hs * Ws, hh = t / Ws;
+    const int n = by_HsWs.div(j), t = j - n * Hs * Ws, hh = by_Ws.div(t);
     return {n * d.K * d.PQ, ah + hh, bw + t - hh * Ws};
   }
   // Row kk = (k, ir, is): gy's channel plane and how far the tap steps back (an invalid row
@@ -151,7 +158,7 @@ struct BackwardDataGemm {
   };
   __device__ Row row(int kk) const {
     if (kk >= depth()) return {0, kFar, 0};
-    const int k = kk / (nr * ns), t = kk - k * nr * ns, ir = t / ns;
+    const int k = by_taps.div(kk), t = kk - k * nr * ns, ir = by_ns.div(t);
     return {k * d.PQ, ir, t - ir * ns};
   }
   __device__ float b(const Row& r, const Col& c) const {
@@ -161,7 +168,7 @@ struct BackwardDataGemm {
   }
   // gx[n, m, ha + st*hh, wb + st*ww] = gx[out_col(j) + m*H*W]
   __device__ int out_col(int j) const {
-    const int n = j / (Hs * Ws), t = j - n * Hs * Ws, hh = t / Ws;
+    const int n = by_HsWs.div(j), t = j - n * Hs * Ws, hh = by_Ws.div(t);
     return n * d.C * d.HW + (ha + d.stride * hh) * d.W + wb + d.stride * (t - hh * Ws);
   }
   __device__ void store(int m, int oc, float v) const { gx[oc + m * d.HW] = v; }
@@ -195,7 +202,7 @@ struct BackwardWeightGemm {
   // A[k, (n,p,q)] = gy[n_begin + n, k, p, q]: consecutive kk are consecutive floats of one plane.
   __device__ float a(int m, int kk) const {
     if (m >= d.K || kk >= depth()) return 0.f;
-    const int n = kk / d.PQ;
+    const int n = d.by_PQ.div(kk);
     return __ldg(gy + ((n_begin + n) * d.K + m) * d.PQ + (kk - n * d.PQ));
   }
   // Column j = (c, r, s): the input plane and the tap.
@@ -204,7 +211,7 @@ struct BackwardWeightGemm {
   };
   __device__ Col col(int j) const {
     if (j >= d.CRS) return {0, -kFar, 0};
-    const int c = j / d.RS, rs = j - c * d.RS, r = rs / d.S;
+    const int c = d.by_RS.div(j), rs = j - c * d.RS, r = d.by_S.div(rs);
     return {c * d.HW, r, rs - r * d.S};
   }
   // Row kk = (n, p, q): the image and the receptive field's origin.
@@ -213,7 +220,7 @@ struct BackwardWeightGemm {
   };
   __device__ Row row(int kk) const {
     if (kk >= depth()) return {0, -kFar, 0};
-    const int n = kk / d.PQ, pq = kk - n * d.PQ, p = pq / d.Q;
+    const int n = d.by_PQ.div(kk), pq = kk - n * d.PQ, p = d.by_Q.div(pq);
     return {(n_begin + n) * d.C * d.HW, p * d.stride - d.pad, (pq - p * d.Q) * d.stride - d.pad};
   }
   __device__ float b(const Row& r, const Col& c) const {
