@@ -3,6 +3,7 @@
 #include "data/loader.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "data/augment.h"
@@ -90,10 +91,20 @@ Batch BatchLoader::build(const std::vector<int64_t>& order, const std::vector<in
   Batch out;
   out.epoch = epoch;
   out.batch = b;
-  out.images = Tensor::empty({count, kChannels, kHeight, kWidth}, DType::F32);
+  const bool raw = options_.raw;
+  if (raw) {
+    out.raw = Tensor::empty({count, kChannels, kHeight, kWidth}, DType::U8);
+    if (options_.augment) {
+      out.shift_y = Tensor::empty({count}, DType::U8);
+      out.shift_x = Tensor::empty({count}, DType::U8);
+      out.flip = Tensor::empty({count}, DType::U8);
+    }
+  } else {
+    out.images = Tensor::empty({count, kChannels, kHeight, kWidth}, DType::F32);
+  }
   out.labels = Tensor::empty({count}, DType::I32);
   out.indices.assign(order.begin() + first, order.begin() + first + count);
-  float* img = out.images.data<float>();
+  float* img = raw ? nullptr : out.images.data<float>();
   int32_t* lab = out.labels.data<int32_t>();
   for (int64_t k = 0; k < count; ++k) {
     const int64_t idx = out.indices[static_cast<size_t>(k)];
@@ -108,6 +119,16 @@ Batch BatchLoader::build(const std::vector<int64_t>& order, const std::vector<in
                 " of data set '", data_.name, "' has label ", label, ", outside 0..",
                 data_.num_classes - 1, ".");
     lab[k] = label;
+    if (raw) {
+      std::memcpy(out.raw.data<uint8_t>() + k * kImageBytes, data_.image(idx), kImageBytes);
+      if (options_.augment) {
+        const CropFlip t = draw_crop_flip(options_.seed, epoch, first + k);
+        out.shift_y.data<uint8_t>()[k] = static_cast<uint8_t>(static_cast<int8_t>(t.dy));
+        out.shift_x.data<uint8_t>()[k] = static_cast<uint8_t>(static_cast<int8_t>(t.dx));
+        out.flip.data<uint8_t>()[k] = t.flip ? 1 : 0;
+      }
+      continue;
+    }
     float* dst = img + k * kImageBytes;
     if (options_.augment)
       crop_flip_image(data_.image(idx), draw_crop_flip(options_.seed, epoch, first + k), dst);

@@ -43,6 +43,13 @@ namespace lethe::data {
 /// One batch of images with labels and original indices.
 struct Batch {
   Tensor images;                 ///< float32 [B,3,32,32] on the CPU, values in [0, 1]
+                                 ///< (undefined for a raw batch until converted)
+  /// Raw batches only (LoaderOptions::raw): uint8 [B,3,32,32], the images as stored, and
+  /// for an augmented loader the drawn transforms: [B] row and column shifts (int8 values
+  /// -4..4 stored as their two's-complement bytes in uint8 tensors: lethe has no int8 dtype)
+  /// and uint8 [B] flips (all three undefined without augmentation). train::to_device turns them into `images`
+  /// (on the GPU with the kernels of kernels/augment.h, bit-identical to the CPU's).
+  Tensor raw, shift_y, shift_x, flip;
   Tensor labels;                 ///< int32 [B] on the CPU
   std::vector<int64_t> indices;  ///< original dataset index of each row
   int64_t epoch = 0;             ///< the epoch it belongs to
@@ -60,6 +67,9 @@ struct LoaderOptions {
   bool drop_last = false;  ///< skip a final batch smaller than batch_size
   uint64_t seed = 0;       ///< the run's seed: keys both the order and the augmentation
   bool prefetch = true;    ///< build the next batch on a background thread
+  /// Serve raw batches: the uint8 images and the drawn transforms instead of float images,
+  /// so a GPU consumer copies a quarter of the bytes and augments on the device.
+  bool raw = false;
 };
 
 /// Serves the batches of one index list of a Dataset, epoch by epoch, one batch ahead.

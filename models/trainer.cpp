@@ -10,7 +10,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/augment.h"
 #include "framework/atomic_file.h"
+#include "framework/dispatch.h"
+#include "kernels/augment.h"
 #include "framework/autograd.h"
 #include "framework/checkpoint.h"
 #include "framework/lr_schedule.h"
@@ -121,9 +124,45 @@ Device model_device(const nn::Module& model) {
 }
 
 void to_device(data::Batch& b, Device dev) {
-  if (dev.is_cpu()) return;
-  b.images = b.images.to(dev);
-  b.labels = b.labels.to(dev);
+  if (b.raw.defined()) {
+    // A raw batch: the uint8 images (a quarter of the float bytes) and the transforms go to
+    // `dev`, which converts and augments there (kernels/augment.h: the same floats as the
+    // CPU's crop_flip_image / image_to_float).
+    const int64_t n = b.size();
+    const bool aug = b.shift_y.defined();
+    Tensor out = Tensor::empty({n, data::kChannels, data::kHeight, data::kWidth}, DType::F32, dev);
+    detail::on_device("to_device", dev, [&] {
+      const uint8_t* src = b.raw.data<uint8_t>();
+      for (int64_t i = 0; i < n; ++i) {
+        float* dst = out.data<float>() + i * data::kImageBytes;
+        if (aug)
+          data::crop_flip_image(src + i * data::kImageBytes,
+                                {static_cast<int8_t>(b.shift_y.data<uint8_t>()[i]),
+                                 static_cast<int8_t>(b.shift_x.data<uint8_t>()[i]),
+                                 b.flip.data<uint8_t>()[i] != 0},
+                                dst);
+        else
+          data::image_to_float(src + i * data::kImageBytes, dst);
+      }
+    }, [&] {
+      const Tensor raw = b.raw.to(dev);
+      if (aug) {
+        const Tensor dy = b.shift_y.to(dev), dx = b.shift_x.to(dev), flip = b.flip.to(dev);
+        kernels::crop_flip_cuda(n, raw.data<uint8_t>(),
+                                reinterpret_cast<const int8_t*>(dy.data<uint8_t>()),
+                                reinterpret_cast<const int8_t*>(dx.data<uint8_t>()),
+                                flip.data<uint8_t>(), out.data<float>(), detail::cuda_exec());
+      } else {
+        kernels::image_to_float_cuda(n, raw.data<uint8_t>(), out.data<float>(),
+                                     detail::cuda_exec());
+      }
+    });
+    b.images = out;
+    b.raw = b.shift_y = b.shift_x = b.flip = Tensor();
+  } else if (!dev.is_cpu()) {
+    b.images = b.images.to(dev);
+  }
+  if (!dev.is_cpu()) b.labels = b.labels.to(dev);
 }
 
 EvalResult evaluate(nn::Module& model, const data::Dataset& data,
@@ -135,6 +174,7 @@ EvalResult evaluate(nn::Module& model, const data::Dataset& data,
   autograd::NoGradGuard no_grad;
   data::LoaderOptions lo;
   lo.batch_size = batch_size;
+  lo.raw = !model_device(model).is_cpu();  // converted on the GPU (to_device)
   data::BatchLoader loader(data, indices, lo);
   loader.start_epoch(0);
   data::Batch b;
@@ -180,6 +220,7 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
   lo.augment = o.augment;
   lo.drop_last = o.drop_last;
   lo.seed = o.seed;
+  lo.raw = !model_device(model).is_cpu();  // augmented on the GPU (to_device)
   data::BatchLoader loader(train_data, indices, lo);
   const int64_t spe = loader.num_batches();
   LETHE_CHECK(spe > 0, "the training set (", indices.size(), " images) gives no batch of ",

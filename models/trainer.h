@@ -68,7 +68,8 @@ struct TrainResult {
 Device model_device(const nn::Module& model);
 
 /// The loader builds batches on the host; for a model on the GPU they are copied there
-/// (images and labels; nothing happens for the CPU).
+/// (images and labels). A raw batch (LoaderOptions::raw) is converted and augmented on `dev`
+/// (the CPU too), which then holds the same float images a non-raw loader would have made.
 void to_device(data::Batch& b, Device dev);
 
 struct EvalResult {

@@ -1,7 +1,8 @@
 // CUDA augmentation (kernels/cuda/augment.cu) against data::crop_flip_image and
 // data::image_to_float, bit for bit: every one of the 9 x 9 x 2 transforms, the transforms
 // data::draw_crop_flip deals for a training batch, and misaligned source / output pointers
-// (the conversion's scalar path).
+// (the conversion's scalar path); and the training input path that uses them: raw loader
+// batches turned into floats on the GPU by train::to_device.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -11,7 +12,10 @@
 
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "data/loader.h"
+#include "data/synthetic.h"
 #include "kernels/augment.h"
+#include "models/trainer.h"
 #include "testing/cuda_harness.h"
 
 namespace lethe::kernels {
@@ -99,6 +103,29 @@ TEST(AugmentCuda, ImageToFloatMatchesCpu) {
     EXPECT_TRUE(all_close(expect, got, kExact,
                           "image_to_float src+" + std::to_string(so) + " out+" +
                               std::to_string(oo)));
+  }
+}
+
+TEST(AugmentCuda, RawLoaderBatchesOnTheGpuEqualTheCpuBatches) {
+  LETHE_REQUIRE_GPU();
+  const data::Dataset d = data::make_synthetic(small_shapes_only() ? 40 : 300, 10, 4);
+  std::vector<int64_t> idx(static_cast<size_t>(d.size()));
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
+  for (bool augment : {true, false}) {
+    data::LoaderOptions o{.batch_size = 32, .shuffle = true, .augment = augment, .seed = 9};
+    data::LoaderOptions r = o;
+    r.raw = true;
+    data::BatchLoader cpu(d, idx, o), raw(d, idx, r);
+    for (int64_t b = 0; b < cpu.num_batches(); ++b) {
+      const data::Batch want = cpu.make_batch(2, b);
+      data::Batch got = raw.make_batch(2, b);
+      train::to_device(got, Device::cuda(0));
+      ASSERT_TRUE(got.images.device().is_cuda());
+      EXPECT_TRUE(all_close(want.images.to_vector<float>(), got.images.to_vector<float>(), kExact,
+                            std::string(augment ? "augmented" : "plain") + " batch " +
+                                std::to_string(b)));
+      EXPECT_EQ(want.labels.to_vector<int32_t>(), got.labels.to_vector<int32_t>());
+    }
   }
 }
 

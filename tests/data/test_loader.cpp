@@ -13,6 +13,7 @@
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "kernels/check.h"
+#include "models/trainer.h"
 
 namespace lethe::data {
 namespace {
@@ -123,6 +124,42 @@ TEST_F(LoaderTest, BatchesArePureFunctionsOfSeedEpochAndBatch) {
   other.seed = 13;
   BatchLoader c(data_, idx, other);
   EXPECT_FALSE(same_batch(ea[0], run_epoch(c, 6)[0]));
+}
+
+// Raw batches (the GPU's input path) carry the stored bytes and the drawn transforms; turned
+// into floats by train::to_device they are the float batches bit for bit, augmented or not.
+TEST_F(LoaderTest, RawBatchesConvertToTheFloatBatches) {
+  const std::vector<int64_t> idx = iota_indices(403);
+  for (bool augment : {true, false}) {
+    SCOPED_TRACE(augment ? "augmented" : "plain");
+    const LoaderOptions opt{.batch_size = 64, .shuffle = true, .augment = augment, .seed = 5};
+    LoaderOptions raw = opt;
+    raw.raw = true;
+    BatchLoader a(data_, idx, opt), b(data_, idx, raw);
+    const auto ea = run_epoch(a, 3), eb = run_epoch(b, 3);
+    ASSERT_EQ(ea.size(), eb.size());
+    int flips = 0;
+    for (size_t i = 0; i < ea.size(); ++i) {
+      Batch rb = eb[i];
+      ASSERT_FALSE(rb.images.defined());
+      ASSERT_EQ(rb.raw.dtype(), DType::U8);
+      EXPECT_EQ(rb.shift_y.defined(), augment);
+      if (augment) {
+        for (int64_t k = 0; k < rb.size(); ++k) {
+          const CropFlip t = draw_crop_flip(5, 3, static_cast<int64_t>(i) * 64 + k);
+          ASSERT_EQ(static_cast<int8_t>(rb.shift_y.data<uint8_t>()[k]), t.dy);
+          ASSERT_EQ(static_cast<int8_t>(rb.shift_x.data<uint8_t>()[k]), t.dx);
+          flips += rb.flip.data<uint8_t>()[k];
+        }
+      }
+      train::to_device(rb, Device::cpu());
+      EXPECT_FALSE(rb.raw.defined());
+      EXPECT_TRUE(same_batch(ea[i], rb));
+    }
+    if (augment) {
+      EXPECT_GT(flips, 100);  // about half of 403
+    }
+  }
 }
 
 TEST_F(LoaderTest, ResumeAtAnyBatchEqualsTheUninterruptedEpoch) {
