@@ -17,6 +17,7 @@
 // No atomics anywhere: every output element is written by exactly one thread, and every sum
 // runs in an order fixed by the shape alone, so repeated calls are bit-identical.
 // Tests: tests/cuda/test_conv2d_cuda.cpp. Benchmark: bench/bench_conv2d_cuda.cpp.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -317,24 +318,36 @@ int pick_version(const CudaExec& e, const char* op) {
   return e.version;
 }
 
-// Backward-weight split count of v2/v3: as many blocks as an H100 (132 SMs, 2 blocks of the
-// fp32 kernel each) runs at once, but never more, whole images per split, and at least
-// kMinSplitDepth reduction steps per split so the partial slabs stay cheap to add. A function
-// of the shape alone, so results are reproducible.
-// Rounding the split count down matters: every block of a split runs the whole depth of its
-// images, so 265 blocks on 264 slots take two full block times. With the count rounded up
-// (2026-11-26 version) ResNet-18's 64-channel backward-weight ran 265 blocks in 1.93 ms on
-// the H100 against 0.77 ms for the forward's same FLOPs (bench_conv2d_cuda, 2026-11-27).
+// Backward-weight split count of v2/v3/v4, a function of the shape alone (so results are
+// reproducible): whole images per split and at least kMinSplitDepth reduction steps per
+// split, so the partial slabs stay cheap to add; among those counts, one whose blocks fill
+// the H100's block slots (132 SMs, 2 blocks of the fp32 kernel each) in whole waves. Every
+// block of a split runs the whole depth of its images, so `tiles * s` blocks take
+// ceil(tiles * s / slots) block times of 1/s each: the cost below. The smallest count within
+// 5% of the least cost wins (more splits mean more partial slabs to add).
+// Measured on the H100 (bench_conv2d_cuda, 2026-11-27) with the first rule, "as many blocks
+// as fit at once, rounded up": ResNet-18's 64-channel backward-weight ran 265 blocks on 264
+// slots in 1.93 ms against 0.77 ms for the forward's same FLOPs (two block times for one).
+// This rule gives one wave there (51 splits, 255 blocks). Layer4's 512-channel convs have 288
+// tiles, more than one wave without any split (1.23 ms against the forward's 0.77): here 6
+// splits, 1728 blocks in 7 waves of 1/6 the work, 1.17 block times instead of 2; layer3's
+// convs go from 3 to 7 splits, layer4's strided one from 1 to 5. Not yet measured on a GPU.
 constexpr int64_t kTargetBlocks = 2 * 132, kMinSplitDepth = 512;
 
 int weight_splits(const Conv2dShape& s, int version) {
   const int64_t tm = tile_rows(version);
   const int64_t tiles = ((s.K + tm - 1) / tm) * ((s.C * s.R * s.S + kBN - 1) / kBN);
-  int64_t splits = kTargetBlocks / tiles;
-  if (splits > s.N) splits = s.N;
-  const int64_t by_depth = s.N * s.P() * s.Q() / kMinSplitDepth;
-  if (splits > by_depth) splits = by_depth;
-  return splits < 1 ? 1 : static_cast<int>(splits);
+  const int64_t smax =
+      std::max<int64_t>(1, std::min<int64_t>(s.N, s.N * s.P() * s.Q() / kMinSplitDepth));
+  const auto cost = [&](int64_t k) {
+    return static_cast<double>((tiles * k + kTargetBlocks - 1) / kTargetBlocks) /
+           static_cast<double>(k);
+  };
+  double least = cost(1);
+  for (int64_t k = 2; k <= smax; ++k) least = std::min(least, cost(k));
+  int64_t best = 1;
+  while (cost(best) > 1.05 * least) ++best;
+  return static_cast<int>(best);
 }
 
 size_t workspace_for(const Conv2dShape& s, int version) {

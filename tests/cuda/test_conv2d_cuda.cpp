@@ -254,8 +254,9 @@ TEST_P(Conv2dCudaShapes, BackwardWeightMatchesReference) {
 std::string case_name(const ::testing::TestParamInfo<ConvCase>& info) { return info.param.name; }
 
 // The block tile is 64 rows (channels; 128 for v4) x 128 columns (positions or filter taps),
-// the depth step 8 (v2, v4) or 16 (v3); backward-weight splits the batch into up to
-// 264 / tiles parts of at least 512 reduction steps each.
+// the depth step 8 (v2, v4) or 16 (v3); backward-weight splits the batch into parts of at
+// least 512 reduction steps each, as many as fill the GPU's block slots in whole waves best
+// (conv2d.cu, weight_splits).
 INSTANTIATE_TEST_SUITE_P(
     Awkward, Conv2dCudaShapes,
     ::testing::Values(ConvCase{"batch1_odd7x5_pad1", make(1, 3, 7, 5, 5, 3, 3, 1, 1)},
