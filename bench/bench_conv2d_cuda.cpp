@@ -148,7 +148,8 @@ void register_all() {
   } impls[] = {{"cuda_v1/", 1, CudaMath::FP32},
                {"cuda_v2/", 2, CudaMath::FP32},
                {"cuda_v3/", 3, CudaMath::TF32},
-               {"cuda_v4/", 4, CudaMath::FP32}};
+               {"cuda_v4/", 4, CudaMath::FP32},
+               {"cuda_v5/", 5, CudaMath::FP32}};
   for (const auto& p : passes)
     for (int64_t batch : {256, 128})
       for (const Layer& l : lethe::bench::kResNet18Layers) {

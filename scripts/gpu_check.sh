@@ -76,6 +76,7 @@ for model in resnet18 vgg16_bn; do
 done
 lethe_bench --model resnet18 --batch 256 --math-mode fp32 --conv-backend cudnn
 LETHE_CUDA_CONV_VERSION=4 lethe_bench --model resnet18 --batch 256 --math-mode fp32  # 128x128 tiles
+LETHE_CUDA_CONV_VERSION=5 lethe_bench --model resnet18 --batch 256 --math-mode fp32  # same, 1 block/SM
 lethe_bench --model resnet18 --batch 1024 --inference true --math-mode fp32
 torch_bench --model resnet18 --batch 1024 --modes fp32 --inference
 # Sparse execution (issue 7): the 95%-pruned masked FT step on the sparse CUDA kernels vs the

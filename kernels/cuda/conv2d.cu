@@ -14,6 +14,8 @@
 //   v3  the same GEMMs on TF32 tensor cores (conv2d_tc.cu), only under CudaMath::TF32.
 //   v4  v2's kernel with 128 x 128 tiles, 8 x 8 outputs per thread (fp32; not the default
 //       until the H100 benchmark says it is faster).
+//   v5  v4 compiled for one block per SM instead of two: no 128-register cap, so none of
+//       v4's spills, at half the resident warps (which one wins is the benchmark's call).
 // No atomics anywhere: every output element is written by exactly one thread, and every sum
 // runs in an order fixed by the shape alone, so repeated calls are bit-identical.
 // Tests: tests/cuda/test_conv2d_cuda.cpp. Benchmark: bench/bench_conv2d_cuda.cpp.
@@ -31,12 +33,14 @@ namespace lethe::kernels {
 namespace cuda {
 namespace {
 
-constexpr int kVersions = 4;
+constexpr int kVersions = 5;
 constexpr const char* kVersionNames[kVersions] = {"direct", "igemm_fp32", "igemm_tf32",
-                                                  "igemm_fp32_128"};
+                                                  "igemm_fp32_128", "igemm_fp32_128_1blk"};
 
-/// Output rows (channels) per block tile of a GEMM version: v4 doubles v2's 64.
-constexpr int tile_rows(int version) { return version == 4 ? 2 * kBM : kBM; }
+/// Output rows (channels) per block tile of a GEMM version: v4 and v5 double v2's 64.
+constexpr int tile_rows(int version) { return version >= 4 ? 2 * kBM : kBM; }
+/// Blocks of a GEMM version resident per SM (its __launch_bounds__): v5 runs one.
+constexpr int blocks_per_sm(int version) { return version == 5 ? 1 : 2; }
 
 // ---- v1: the oracle's loops -------------------------------------------------------------
 
@@ -157,8 +161,8 @@ __global__ void bias_grad_v1(ConvDims d, const float* __restrict__ gy /* N*K*P*Q
 // staged per thread (rows t/8 + 32*i). Added 2026-11-27 after the H100 profile put v2's
 // forward at 25 TFLOP/s; not yet measured: bench_conv2d_cuda's cuda_v4 rows decide whether
 // it becomes the fp32 default.
-template <class G, int RG>
-__global__ void __launch_bounds__(kThreads, 2) igemm_fp32(G g) {
+template <class G, int RG, int MinBlocks = 2>
+__global__ void __launch_bounds__(kThreads, MinBlocks) igemm_fp32(G g) {
   constexpr int kBK = 8, kTM = RG * kBM;  // tile rows
   __shared__ __align__(16) float As[2][kBK][kTM + 4];
   __shared__ __align__(16) float Bs[2][kBK][kBN];
@@ -311,17 +315,17 @@ ConvDims dims_of(const Conv2dShape& s, const char* op) {
 int pick_version(const CudaExec& e, const char* op) {
   LETHE_CHECK(e.version >= 0 && e.version <= kVersions, op, ": version ", e.version,
               " does not exist; use 0 (the default for the math mode) or 1..", kVersions);
-  if (e.version == 0) return e.math == CudaMath::TF32 ? 3 : 2;  // v4: until measured
+  if (e.version == 0) return e.math == CudaMath::TF32 ? 3 : 2;  // v4, v5: until measured
   LETHE_CHECK(e.version != 3 || e.math == CudaMath::TF32, op,
               ": version 3 runs on TF32 tensor cores, which CudaMath::FP32 forbids; set "
-              "math = CudaMath::TF32 or pick version 1, 2 or 4");
+              "math = CudaMath::TF32 or pick version 1, 2, 4 or 5");
   return e.version;
 }
 
-// Backward-weight split count of v2/v3/v4, a function of the shape alone (so results are
+// Backward-weight split count of v2..v5, a function of the shape alone (so results are
 // reproducible): whole images per split and at least kMinSplitDepth reduction steps per
 // split, so the partial slabs stay cheap to add; among those counts, one whose blocks fill
-// the H100's block slots (132 SMs, 2 blocks of the fp32 kernel each) in whole waves. Every
+// the H100's block slots (132 SMs, 2 blocks each; 1 for v5) in whole waves. Every
 // block of a split runs the whole depth of its images, so `tiles * s` blocks take
 // ceil(tiles * s / slots) block times of 1/s each: the cost below. The smallest count within
 // 5% of the least cost wins (more splits mean more partial slabs to add).
@@ -332,16 +336,15 @@ int pick_version(const CudaExec& e, const char* op) {
 // tiles, more than one wave without any split (1.23 ms against the forward's 0.77): here 6
 // splits, 1728 blocks in 7 waves of 1/6 the work, 1.17 block times instead of 2; layer3's
 // convs go from 3 to 7 splits, layer4's strided one from 1 to 5. Not yet measured on a GPU.
-constexpr int64_t kTargetBlocks = 2 * 132, kMinSplitDepth = 512;
+constexpr int64_t kSms = 132, kMinSplitDepth = 512;
 
 int weight_splits(const Conv2dShape& s, int version) {
-  const int64_t tm = tile_rows(version);
+  const int64_t tm = tile_rows(version), slots = kSms * blocks_per_sm(version);
   const int64_t tiles = ((s.K + tm - 1) / tm) * ((s.C * s.R * s.S + kBN - 1) / kBN);
   const int64_t smax =
       std::max<int64_t>(1, std::min<int64_t>(s.N, s.N * s.P() * s.Q() / kMinSplitDepth));
   const auto cost = [&](int64_t k) {
-    return static_cast<double>((tiles * k + kTargetBlocks - 1) / kTargetBlocks) /
-           static_cast<double>(k);
+    return static_cast<double>((tiles * k + slots - 1) / slots) / static_cast<double>(k);
   };
   double least = cost(1);
   for (int64_t k = 2; k <= smax; ++k) least = std::min(least, cost(k));
@@ -364,6 +367,9 @@ void launch_igemm(int version, const G& g, dim3 grid, cudaStream_t st, const cha
     launch_igemm_tf32(g, grid, st, what);
   } else if (version == 4) {
     igemm_fp32<G, 2><<<grid, kThreads, 0, st>>>(g);
+    check_launch(what, st);
+  } else if (version == 5) {
+    igemm_fp32<G, 2, 1><<<grid, kThreads, 0, st>>>(g);
     check_launch(what, st);
   } else {
     igemm_fp32<G, 1><<<grid, kThreads, 0, st>>>(g);
@@ -412,6 +418,7 @@ void conv2d_forward_cuda(const Conv2dShape& s, const float* x, const float* w, c
   launch_igemm(v, g, gemm_grid(d.K, d.N * d.PQ, 1, tile_rows(v)), st,
                v == 3   ? "conv2d forward v3 (tf32 implicit GEMM)"
                : v == 4 ? "conv2d forward v4 (implicit GEMM, 128x128 tile)"
+               : v == 5 ? "conv2d forward v5 (implicit GEMM, 128x128 tile, 1 block/SM)"
                         : "conv2d forward v2 (implicit GEMM)");
 }
 
@@ -437,6 +444,7 @@ void conv2d_backward_data_cuda(const Conv2dShape& s, const float* gy, const floa
   launch_igemm(v, g, gemm_grid(d.C, d.N * hs * ws, d.stride * d.stride, tile_rows(v)), st,
                v == 3   ? "conv2d backward-data v3 (tf32 implicit GEMM)"
                : v == 4 ? "conv2d backward-data v4 (implicit GEMM, 128x128 tile)"
+               : v == 5 ? "conv2d backward-data v5 (implicit GEMM, 128x128 tile, 1 block/SM)"
                         : "conv2d backward-data v2 (implicit GEMM)");
 }
 
@@ -471,6 +479,7 @@ void conv2d_backward_weight_cuda(const Conv2dShape& s, const float* x, const flo
   launch_igemm(v, g, gemm_grid(d.K, d.CRS, splits, tile_rows(v)), st,
                v == 3   ? "conv2d backward-weight v3 (tf32 implicit GEMM)"
                : v == 4 ? "conv2d backward-weight v4 (implicit GEMM, 128x128 tile)"
+               : v == 5 ? "conv2d backward-weight v5 (implicit GEMM, 128x128 tile, 1 block/SM)"
                         : "conv2d backward-weight v2 (implicit GEMM)");
   if (splits > 1) {
     const int n = d.K * d.CRS;

@@ -1,6 +1,6 @@
 // conv2d on CUDA (kernels/cuda/conv2d.cu, conv2d_tc.cu) against the CPU oracles
 // (kernels/cpu/conv2d_ref.cpp) run in double on the same float inputs: every version (v1
-// direct, v2 and v4 fp32 implicit GEMM with kFp32Tol, v3 TF32 tensor cores with kTf32Tol) x
+// direct, v2, v4 and v5 fp32 implicit GEMM with kFp32Tol, v3 TF32 tensor cores with kTf32Tol) x
 // forward (with and without bias), backward-data, backward-weight (with and without gb).
 //   - awkward shapes: batch 1 and 0, odd 7x5 images, C = 3, K = 1, stride 2 on odd inputs,
 //     stride 3, pad 0 and 2, 5x5, 2x3 and 1x1 filters, a one-row image, sizes that are no
@@ -83,7 +83,8 @@ struct Version {
 constexpr Version kVersions[] = {{1, CudaMath::FP32, lethe::testing::kFp32Tol},
                                  {2, CudaMath::FP32, lethe::testing::kFp32Tol},
                                  {3, CudaMath::TF32, lethe::testing::kTf32Tol},
-                                 {4, CudaMath::FP32, lethe::testing::kFp32Tol}};
+                                 {4, CudaMath::FP32, lethe::testing::kFp32Tol},
+                                 {5, CudaMath::FP32, lethe::testing::kFp32Tol}};
 
 CudaExec exec_of(int version, CudaMath math) {
   CudaExec e;
@@ -253,8 +254,8 @@ TEST_P(Conv2dCudaShapes, BackwardWeightMatchesReference) {
 
 std::string case_name(const ::testing::TestParamInfo<ConvCase>& info) { return info.param.name; }
 
-// The block tile is 64 rows (channels; 128 for v4) x 128 columns (positions or filter taps),
-// the depth step 8 (v2, v4) or 16 (v3); backward-weight splits the batch into parts of at
+// The block tile is 64 rows (channels; 128 for v4, v5) x 128 columns (positions or filter taps),
+// the depth step 8 (v2, v4, v5) or 16 (v3); backward-weight splits the batch into parts of at
 // least 512 reduction steps each, as many as fill the GPU's block slots in whole waves best
 // (conv2d.cu, weight_splits).
 INSTANTIATE_TEST_SUITE_P(
@@ -362,7 +363,7 @@ void expect_error(F f, const std::string& op) {
 
 TEST(Conv2dCuda, RefusesBadVersionsAndShortWorkspaces) {
   LETHE_REQUIRE_GPU();
-  EXPECT_EQ(lk::conv2d_cuda_versions(), 4);
+  EXPECT_EQ(lk::conv2d_cuda_versions(), 5);
   for (int v = 1; v <= lk::conv2d_cuda_versions(); ++v)
     EXPECT_GT(std::strlen(lk::conv2d_cuda_version_name(v)), 0u);
   expect_error([] { lk::conv2d_cuda_version_name(0); }, "conv2d_cuda_version_name");
