@@ -1,6 +1,7 @@
 // CPU conv2d benchmark: forward, backward-data and backward-weight (kernels/cpu/conv2d.cpp,
 // conv2d_avx512.cpp) on every distinct conv shape of ResNet-18 (CIFAR variant, width 1.0) at
-// batch 32, plus the vendor baseline: OpenBLAS SGEMM alone on each layer's forward product,
+// batch 32 and of the width-0.25 model at batch 128 (the `--preset cpu` training step), plus
+// the vendor baseline: OpenBLAS SGEMM alone on each layer's forward product,
 // i.e. im2col + SGEMM with the im2col for free.
 // Each line reports GFLOP/s (2*N*K*P*Q*C*R*S per pass) as the counter "GFLOP" (a rate); the
 // FP32 peak of the 2-core development machine is 229 GFLOP/s. Run with OMP_NUM_THREADS=2, e.g.
@@ -82,13 +83,20 @@ void register_all() {
                 {"BM_Conv2dBackwardData/cpu/", Pass::kBackwardData},
                 {"BM_Conv2dBackwardWeight/cpu/", Pass::kBackwardWeight},
                 {"BM_Conv2dForward/openblas_gemm_only/", Pass::kGemmOnly}};
-  for (const auto& p : passes)
+  for (const auto& p : passes) {
     for (const Layer& l : lethe::bench::kResNet18Layers) {
       const Conv2dShape s = shape_of(l);
       benchmark::RegisterBenchmark((std::string(p.name) + shape_name(s)).c_str(), run, s, p.pass)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
+    for (const Layer& l : lethe::bench::kResNet18W025Layers) {
+      const Conv2dShape s = lethe::bench::shape_of(l, 128);
+      benchmark::RegisterBenchmark((std::string(p.name) + shape_name(s)).c_str(), run, s, p.pass)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
 }
 
 }  // namespace

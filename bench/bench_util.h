@@ -27,6 +27,16 @@ inline constexpr Layer kResNet18Layers[] = {
     {256, 512, 8, 3, 2},  {512, 512, 4, 3, 1},  {256, 512, 8, 1, 2},    // layer4
 };
 
+/// The same network at width 0.25 (`--preset cpu`, the model the CPU experiments train):
+/// 16-32-64-128 channels.
+inline constexpr Layer kResNet18W025Layers[] = {
+    {3, 16, 32, 3, 1},                                             // stem
+    {16, 16, 32, 3, 1},                                            // layer1
+    {16, 32, 32, 3, 2},  {32, 32, 16, 3, 1}, {16, 32, 32, 1, 2},   // layer2
+    {32, 64, 16, 3, 2},  {64, 64, 8, 3, 1},  {32, 64, 16, 1, 2},   // layer3
+    {64, 128, 8, 3, 2},  {128, 128, 4, 3, 1}, {64, 128, 8, 1, 2},  // layer4
+};
+
 inline kernels::Conv2dShape shape_of(const Layer& l, int64_t batch) {
   kernels::Conv2dShape s;
   s.N = batch;
