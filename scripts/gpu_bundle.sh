@@ -5,7 +5,7 @@
 # (git-ignored) with the shared libraries they need that the GPU machine may lack (libsvm,
 # Google Benchmark, curl, ...; not glibc, libstdc++, the CUDA toolkit's or OpenBLAS, which it
 # has) and the PyTorch baseline. Then, with the device tool:
-#   run  command: "bash scripts/gpu_check.sh"   carry: ["gpu_bundle"]   timeout_s: 480
+#   run  command: "bash scripts/gpu_check.sh"   carry: ["gpu_bundle"]   timeout_s: 540
 # The GPU machine (Ubuntu 24.04, CUDA 13.0 toolkit, no network) runs them unchanged
 # (../shared/docs/GPU.md). A full build takes ~15 minutes on 2 cores.
 set -euo pipefail
