@@ -263,7 +263,7 @@ PipelineResult run_pipeline(const models::ModelSpec& spec, const data::Dataset& 
   const bool rewinds = o.method != "synflow";
 
   Run run{spec, train_data, indices, val_data, val_indices, o};
-  run.total = prunable_count(*run.fresh_model());
+  run.total = prunable_count(*run.fresh_model(/*host=*/true));
   run.spe = steps_per_epoch(static_cast<int64_t>(indices.size()), o.train.batch_size,
                             o.train.drop_last);
   fs::create_directories(o.out_dir);

@@ -30,7 +30,8 @@ Predictions predict(nn::Module& model, const data::Dataset& data,
   data::Batch b;
   const Device dev = train::model_device(model);
   while (loader.next(&b)) {
-    const Tensor probs = ops::softmax(model(b.images.to(dev)));
+    train::to_device(b, dev);  // nothing to do on the CPU
+    const Tensor probs = ops::softmax(model(b.images));
     LETHE_CHECK(probs.size(1) == p.num_classes, "the model has ", probs.size(1),
                 " outputs but the data set ", p.num_classes, " classes");
     const std::vector<float> v = probs.to_vector<float>();

@@ -13,6 +13,7 @@
 // borderline images: within kAccTol points.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -158,9 +159,12 @@ TEST_F(CudaCommands, UnlearnEveryMethodMatchesCpu) {
     std::printf("[ measured ] unlearn %s: GPU-vs-CPU update distance %.3g (bound %.3g)\n",
                 method.c_str(), d, kUpdateTol);
     EXPECT_LE(d, kUpdateTol);
+    // UA is over the forget set alone (30-40 images here): two images of slack.
+    const double ua_tol =
+        std::max(kAccTol, 2 * 100.0 / r["cpu"]["forget"]["n_forget"].get<double>());
     for (const char* k : {"UA", "RA", "TA"})
       EXPECT_NEAR(r["cuda"]["metrics"][k].get<double>(), r["cpu"]["metrics"][k].get<double>(),
-                  kAccTol)
+                  std::string(k) == "UA" ? ua_tol : kAccTol)
           << k;
     EXPECT_EQ(masks_of(gpu_ck), masks_of(model));
     EXPECT_GT(check_pruned_zero(gpu_ck), 1000);

@@ -371,7 +371,7 @@ TEST(Conv2dCuda, RefusesBadVersionsAndShortWorkspaces) {
   const Conv2dShape s = make(67, 4, 8, 8, 6, 3, 3, 1, 1);
   DeviceBuffer<float> dx(input(s)), dw(weights(s)), dgy(uniform(s.N * s.K * 64, 14, 0.1));
   DeviceBuffer<float> dy(s.N * s.K * 64), dgw(s.K * s.C * 9);
-  for (const CudaExec& e : {exec_of(5, CudaMath::FP32), exec_of(-1, CudaMath::TF32),
+  for (const CudaExec& e : {exec_of(lk::conv2d_cuda_versions() + 1, CudaMath::FP32), exec_of(-1, CudaMath::TF32),
                             exec_of(3, CudaMath::FP32)})  // v3 is TF32: refused in FP32 mode
     expect_error([&] { lk::conv2d_forward_cuda(s, dx.get(), dw.get(), nullptr, dy.get(), e); },
                  "conv2d_forward_cuda");
