@@ -257,8 +257,28 @@ template <typename T>
 void conv2d_backward_data_cpu(const Conv2dShape& s, const T* gy, const T* w, T* gx) {
   check_shape(s, "conv2d_backward_data_cpu");
 #if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<T, float>) {
+    // Stride 1 and few output channels: backward-data is the forward convolution of gy with
+    // the flipped, transposed filter w'[c,k,r,s] = w[k,c,R-1-r,S-1-s] and padding R-1-pad,
+    // whose GEMM reduces over K*R*S instead of K alone. flat_backward_data's K-deep GEMM is
+    // mostly micro-kernel set-up when K is small; through the forward kernel the width-0.25
+    // layers (K = 16, 32, 64) ran 1.25-1.4x faster, width 1.0's K = 64 the same, K >= 128
+    // slower (bench_conv2d_cpu, 2026-11-27, docs/benchmarks-cpu.md). C >= 8: the forward
+    // kernel's 8-row panels (the stem's C = 3 ran 3x slower).
+    Conv2dShape t = s;
+    t.C = s.K, t.K = s.C, t.H = s.P(), t.W = s.Q(), t.pad = s.R - 1 - s.pad;
+    if (s.stride == 1 && s.R == s.S && s.pad <= s.R - 1 && s.K <= 64 && s.C >= 8 &&
+        conv2d_detail::flat_ok(t)) {
+      const int64_t rs = s.R * s.S;
+      float* wf = conv2d_detail::workspace<float>(conv2d_detail::kFlipped, s.K * s.C * rs);
+      for (int64_t k = 0; k < s.K; ++k)
+        for (int64_t c = 0; c < s.C; ++c)
+          for (int64_t i = 0; i < rs; ++i)  // tap i = r*S + s -> (R-1-r)*S + (S-1-s)
+            wf[(c * s.K + k) * rs + (rs - 1 - i)] = w[(k * s.C + c) * rs + i];
+      return conv2d_detail::flat_forward(t, gy, wf, nullptr, gx);
+    }
     if (conv2d_detail::flat_ok(s)) return conv2d_detail::flat_backward_data(s, gy, w, gx);
+  }
 #endif
   const TilePlan plan = plan_tiles(s.N, s.P(), s.Q(), generic_target(s.C * s.R * s.S, sizeof(T)),
                                    omp_get_max_threads(), true);

@@ -45,7 +45,7 @@ class Workspace {
 };
 
 // One buffer per role, so a tile can hold several at once.
-enum Slot { kCol, kGather, kOut, kPartial, kPacked, kPhase, kSlots };
+enum Slot { kCol, kGather, kOut, kPartial, kPacked, kPhase, kFlipped, kSlots };
 
 /// The calling thread's buffer for one role, at least `elems` elements of T.
 template <typename T>

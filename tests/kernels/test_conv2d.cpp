@@ -149,7 +149,10 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{"flat_stride2_odd_w31", make(3, 3, 7, 31, 5, 3, 3, 2, 1)},
                       ConvCase{"flat_1x1_stride2", make(3, 5, 8, 8, 7, 1, 1, 2, 0)},
                       ConvCase{"flat_5x5_stride2_pad2", make(2, 3, 9, 32, 6, 5, 5, 2, 2)},
-                      ConvCase{"flat_5x5_pad2", make(2, 2, 6, 16, 3, 5, 5, 1, 2)}),
+                      ConvCase{"flat_5x5_pad2", make(2, 2, 6, 16, 3, 5, 5, 1, 2)},
+                      // backward-data through the forward kernel (stride 1, K <= 64, C >= 8)
+                      ConvCase{"w025_layer1_16to16", make(3, 16, 32, 32, 16, 3, 3, 1, 1)},
+                      ConvCase{"data_as_forward_5x5", make(2, 8, 6, 16, 12, 5, 5, 1, 2)}),
     [](const ::testing::TestParamInfo<ConvCase>& info) { return std::string(info.param.name); });
 
 // Every distinct ResNet-18 CIFAR conv shape (width 1.0) at batch 2.
