@@ -12,13 +12,13 @@
 
 #include "data/augment.h"
 #include "framework/atomic_file.h"
-#include "framework/dispatch.h"
-#include "kernels/augment.h"
 #include "framework/autograd.h"
 #include "framework/checkpoint.h"
+#include "framework/dispatch.h"
 #include "framework/lr_schedule.h"
 #include "framework/ops.h"
 #include "framework/version.h"
+#include "kernels/augment.h"
 
 namespace lethe::train {
 

@@ -82,24 +82,6 @@ std::vector<uint8_t> masks_of(const std::string& path) {
   return flat;
 }
 
-/// The number of masked weights of a checkpoint; fails if one of them is not exactly 0.
-int64_t check_pruned_zero(const std::string& path) {
-  const Checkpoint ck = read_checkpoint(path);
-  int64_t masked = 0;
-  for (const auto& [name, t] : ck.tensors) {
-    if (name.size() < 5 || name.substr(name.size() - 5) != ".mask") continue;
-    const std::string param = name.substr(0, name.size() - 5);
-    const std::vector<uint8_t> m = t.to_vector<uint8_t>();
-    const std::vector<float> w = ck.tensors.at(param).to_vector<float>();
-    for (size_t j = 0; j < m.size(); ++j)
-      if (!m[j]) {
-        EXPECT_EQ(w[j], 0.0f) << path << ": " << param << "[" << j << "]";
-        ++masked;
-      }
-  }
-  return masked;
-}
-
 /// A tiny dense run (with its epoch-1 snapshot, so it can be pruned with rewinding) and an
 /// OMP-90% model pruned from it, both made on the CPU once for the whole suite.
 class CudaCommands : public ::testing::Test {
@@ -167,7 +149,9 @@ TEST_F(CudaCommands, UnlearnEveryMethodMatchesCpu) {
                   std::string(k) == "UA" ? ua_tol : kAccTol)
           << k;
     EXPECT_EQ(masks_of(gpu_ck), masks_of(model));
-    EXPECT_GT(check_pruned_zero(gpu_ck), 1000);
+    const testing::PrunedWeights pw = testing::pruned_weights(gpu_ck);
+    EXPECT_EQ(pw.nonzero, 0);
+    EXPECT_GT(pw.pruned, 1000);
     EXPECT_GT(r["cuda"]["timings_s"]["unlearn"].get<double>(), 0.0);
   }
 }
@@ -183,7 +167,9 @@ TEST_F(CudaCommands, PruneOmpAndSynflowMatchCpu) {
     const std::string cpu = *dir_ / (method + "-cpu"), gpu = *dir_ / (method + "-cuda");
     EXPECT_EQ(masks_of(gpu + "/masks.safetensors"), masks_of(cpu + "/masks.safetensors"));
     EXPECT_EQ(masks_of(gpu + "/last.safetensors"), masks_of(cpu + "/last.safetensors"));
-    EXPECT_GT(check_pruned_zero(gpu + "/last.safetensors"), 1000);
+    const testing::PrunedWeights pw = testing::pruned_weights(gpu + "/last.safetensors");
+    EXPECT_EQ(pw.nonzero, 0);
+    EXPECT_GT(pw.pruned, 1000);
     if (method == "omp") {  // retrained from the rewound snapshot
       const double d = update_distance(*dir_ / "dense/epoch1.safetensors",
                                        cpu + "/last.safetensors", gpu + "/last.safetensors");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "data/synthetic.h"
+#include "framework/checkpoint.h"
 #include "framework/init.h"
 #include "framework/nn.h"
 #include "framework/rng.h"
@@ -20,6 +21,27 @@
 #include "unlearn/unlearn.h"
 
 namespace lethe::testing {
+
+/// The pruned weights of a checkpoint (those whose "<param>.mask" entry is 0): how many, and
+/// how many of them are not exactly 0 (a pruned weight must stay 0 through any training).
+struct PrunedWeights {
+  int64_t pruned = 0, nonzero = 0;
+};
+inline PrunedWeights pruned_weights(const std::string& path) {
+  const Checkpoint ck = read_checkpoint(path);
+  PrunedWeights out;
+  for (const auto& [name, t] : ck.tensors) {
+    if (name.size() < 5 || name.substr(name.size() - 5) != ".mask") continue;
+    const std::vector<uint8_t> m = t.to_vector<uint8_t>();
+    const std::vector<float> w = ck.tensors.at(name.substr(0, name.size() - 5)).to_vector<float>();
+    for (size_t j = 0; j < m.size(); ++j)
+      if (!m[j]) {
+        ++out.pruned;
+        out.nonzero += w[j] != 0.0f;
+      }
+  }
+  return out;
+}
 
 /// A fresh folder under the system temp dir, removed with everything in it on destruction.
 class UnlearnTempDir {
