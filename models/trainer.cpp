@@ -133,16 +133,18 @@ void to_device(data::Batch& b, Device dev) {
     Tensor out = Tensor::empty({n, data::kChannels, data::kHeight, data::kWidth}, DType::F32, dev);
     detail::on_device("to_device", dev, [&] {
       const uint8_t* src = b.raw.data<uint8_t>();
+      const uint8_t* dy = aug ? b.shift_y.data<uint8_t>() : nullptr;
+      const uint8_t* dx = aug ? b.shift_x.data<uint8_t>() : nullptr;
+      const uint8_t* flip = aug ? b.flip.data<uint8_t>() : nullptr;
+      float* dst = out.data<float>();
       for (int64_t i = 0; i < n; ++i) {
-        float* dst = out.data<float>() + i * data::kImageBytes;
+        const uint8_t* img = src + i * data::kImageBytes;
+        float* o = dst + i * data::kImageBytes;
         if (aug)
-          data::crop_flip_image(src + i * data::kImageBytes,
-                                {static_cast<int8_t>(b.shift_y.data<uint8_t>()[i]),
-                                 static_cast<int8_t>(b.shift_x.data<uint8_t>()[i]),
-                                 b.flip.data<uint8_t>()[i] != 0},
-                                dst);
+          data::crop_flip_image(
+              img, {static_cast<int8_t>(dy[i]), static_cast<int8_t>(dx[i]), flip[i] != 0}, o);
         else
-          data::image_to_float(src + i * data::kImageBytes, dst);
+          data::image_to_float(img, o);
       }
     }, [&] {
       const Tensor raw = b.raw.to(dev);
@@ -172,15 +174,15 @@ EvalResult evaluate(nn::Module& model, const data::Dataset& data,
   const bool was_training = model.is_training();
   model.eval();
   autograd::NoGradGuard no_grad;
+  const Device dev = model_device(model);
   data::LoaderOptions lo;
   lo.batch_size = batch_size;
-  lo.raw = !model_device(model).is_cpu();  // converted on the GPU (to_device)
+  lo.raw = !dev.is_cpu();  // converted on the GPU (to_device)
   data::BatchLoader loader(data, indices, lo);
   loader.start_epoch(0);
   data::Batch b;
   int64_t correct = 0;
   double loss_sum = 0;
-  const Device dev = model_device(model);
   while (loader.next(&b)) {
     to_device(b, dev);
     const Tensor logits = model(b.images);
@@ -214,20 +216,20 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
                 const std::map<std::string, Tensor>& masks) {
   LETHE_CHECK(o.epochs > 0 && o.batch_size > 0, "training needs epochs > 0 and batch size > 0");
   LETHE_CHECK(!indices.empty(), "training needs a non-empty training set");
+  const Device dev = model_device(model);
   data::LoaderOptions lo;
   lo.batch_size = o.batch_size;
   lo.shuffle = true;
   lo.augment = o.augment;
   lo.drop_last = o.drop_last;
   lo.seed = o.seed;
-  lo.raw = !model_device(model).is_cpu();  // augmented on the GPU (to_device)
+  lo.raw = !dev.is_cpu();  // augmented on the GPU (to_device)
   data::BatchLoader loader(train_data, indices, lo);
   const int64_t spe = loader.num_batches();
   LETHE_CHECK(spe > 0, "the training set (", indices.size(), " images) gives no batch of ",
               o.batch_size, " with drop_last");
 
   const nn::NamedTensors named = model.named_parameters();
-  const Device dev = model_device(model);
   std::vector<Tensor> params;
   for (const auto& [n, p] : named) params.push_back(p);
   SGD opt(params, o.sgd);
