@@ -85,8 +85,7 @@ json run_backdoor(const Config& cfg, const DataBundle& d_in, const json& setting
   const train::TrainOptions dense_o = recipe(cfg, cfg.get_int("epochs", 10));
   const Stage dense = dense_stage(out, "dense", dkey, model_key, spec, model_seed, meta,
                                   dense_o, rewind, sd, progress);
-  const train::TrainOptions prune_o =
-      recipe(cfg, cfg.get_int("prune-epochs", cfg.get_int("epochs", 10)));
+  const train::TrainOptions prune_o = prune_recipe(cfg, dense_o, rewind);
 
   struct Source {
     double rate;

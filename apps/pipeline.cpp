@@ -82,8 +82,7 @@ PipelineRun run_experiment(const Config& cfg, const DataBundle& d_in, const json
 
   // ---- OMP pruning -------------------------------------------------------------------------
   const double rate = cfg.get_double("rate", 0.95);
-  const train::TrainOptions prune_o =
-      recipe(cfg, cfg.get_int("prune-epochs", cfg.get_int("epochs", 20)));
+  const train::TrainOptions prune_o = prune_recipe(cfg, dense_o, rewind);
   const Stage sparse = omp_stage(out, "prune", dense, spec, model_seed, meta, rate, rewind,
                                  prune_o, sd, progress);
   const json sparse_res = sparse.result()["result"];

@@ -111,7 +111,9 @@ std::vector<Option> experiment_options(std::vector<Option> own, const std::strin
                                        const std::string& out) {
   std::vector<Option> opts = concat(std::move(own), {
       {"rewind-epoch", rewind, "OMP rewinds to the dense run's snapshot after this many epochs"},
-      {"prune-epochs", "", "epochs of the OMP retraining (default: --epochs)"},
+      {"prune-epochs", "",
+       "epochs of the OMP retraining (default: --epochs); a shorter one runs the dense LR "
+       "schedule cut to rewind-epoch + prune-epochs epochs, so it ends where a schedule ends"},
       {"val-limit", "0", "validate on the first N validation images (0: all)"},
   });
   for (const std::string& m : unlearn::method_names())
@@ -167,11 +169,24 @@ train::TrainOptions recipe(const Config& cfg, int64_t epochs) {
   return o;
 }
 
+train::TrainOptions prune_recipe(const Config& cfg, const train::TrainOptions& dense,
+                                 int64_t rewind_epoch) {
+  train::TrainOptions o = recipe(cfg, cfg.get_int("prune-epochs", dense.epochs));
+  o.schedule_epochs = prune::rewound_schedule_epochs(dense.epochs, rewind_epoch, o.epochs);
+  return o;
+}
+
 json recipe_json(const train::TrainOptions& o) {
-  return {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"lr", o.sgd.lr},
-          {"momentum", o.sgd.momentum}, {"weight_decay", o.sgd.weight_decay},
-          {"nesterov", o.sgd.nesterov}, {"lr_schedule", o.lr_schedule},
-          {"label_smoothing", o.label_smoothing}, {"augment", o.augment}, {"seed", o.seed}};
+  json j = {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"lr", o.sgd.lr},
+            {"momentum", o.sgd.momentum}, {"weight_decay", o.sgd.weight_decay},
+            {"nesterov", o.sgd.nesterov}, {"lr_schedule", o.lr_schedule},
+            {"label_smoothing", o.label_smoothing}, {"augment", o.augment}, {"seed", o.seed}};
+  // Only when it changes the schedule: stages cached before the option existed keep their
+  // keys where they are still right (prune-epochs == epochs), and are recomputed where the
+  // schedule used to be squeezed into prune-epochs.
+  if (o.schedule_epochs > 0 && o.schedule_epochs != o.epochs)
+    j["schedule_epochs"] = o.schedule_epochs;
+  return j;
 }
 
 double checkpoint_test_accuracy(const std::string& path, const data::Dataset& test,

@@ -97,6 +97,11 @@ nlohmann::json data_key(const Config& cfg, const std::string& dataset, size_t n_
 
 /// The training recipe of `cfg` (options.h training_recipe) over `epochs`.
 train::TrainOptions recipe(const Config& cfg, int64_t epochs);
+/// The OMP retraining's recipe: `prune-epochs` (default: the dense run's epochs) of the dense
+/// run's LR schedule rewound to `rewind_epoch` (prune::rewound_schedule_epochs: SPEC section 4
+/// rewinds the schedule rather than restarting it).
+train::TrainOptions prune_recipe(const Config& cfg, const train::TrainOptions& dense,
+                                 int64_t rewind_epoch);
 /// The recipe's settings that define a trained model (part of a stage key).
 nlohmann::json recipe_json(const train::TrainOptions& o);
 

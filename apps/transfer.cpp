@@ -119,8 +119,7 @@ json run_transfer(const Config& cfg, const DataBundle& src_in, const DataBundle&
   const train::TrainOptions dense_o = recipe(cfg, cfg.get_int("epochs", 10));
   const Stage dense = dense_stage(out, "source-dense", src_key, model_key, spec, model_seed, meta,
                                   dense_o, rewind, src.view(), progress);
-  const train::TrainOptions prune_o =
-      recipe(cfg, cfg.get_int("prune-epochs", cfg.get_int("epochs", 10)));
+  const train::TrainOptions prune_o = prune_recipe(cfg, dense_o, rewind);
 
   struct Source {
     double rate;

@@ -36,6 +36,11 @@ struct TrainOptions {
   /// The LR of global step s is schedule(s + lr_step_offset): OMP/IMP retraining after
   /// rewinding to the epoch-8 snapshot continues the schedule from there (SPEC section 4).
   int64_t lr_step_offset = 0;
+  /// Epochs the LR schedule spans (0: `epochs`). A retraining after rewinding continues the
+  /// dense run's schedule, which spans the dense run's epochs even when the retraining is
+  /// shorter (the pipeline's prune-epochs): a one-cycle built over the retraining's own
+  /// epochs would be squeezed, and would reach its floor before the retraining ends.
+  int64_t schedule_epochs = 0;
   uint64_t seed = 0;                       ///< data order and augmentation
   double label_smoothing = 0.0;            ///< for the default loss
   bool augment = true;

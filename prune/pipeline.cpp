@@ -220,11 +220,27 @@ Checkpoint rewind_to_snapshot(nn::Module& model, const std::string& snapshot_pat
 }
 
 train::TrainOptions rewind_options(const train::TrainOptions& base, int64_t rewind_epoch,
-                                   int64_t spe) {
+                                   int64_t spe, int64_t dense_epochs) {
   train::TrainOptions o = base;
   o.lr_step_offset = rewind_epoch * spe;
   o.snapshot_epoch = 0;
+  if (base.schedule_epochs == 0 && dense_epochs > 0)
+    o.schedule_epochs = rewound_schedule_epochs(dense_epochs, rewind_epoch, base.epochs);
   return o;
+}
+
+int64_t rewound_schedule_epochs(int64_t dense_epochs, int64_t rewind_epoch,
+                                int64_t retrain_epochs) {
+  return std::min(dense_epochs, rewind_epoch + retrain_epochs);
+}
+
+int64_t snapshot_run_epochs(const Checkpoint& snapshot) {
+  const auto it = snapshot.metadata.find("epochs");
+  if (it == snapshot.metadata.end()) return 0;
+  int64_t e = 0;
+  const char* end = it->second.data() + it->second.size();
+  const auto [p, ec] = std::from_chars(it->second.data(), end, e);
+  return ec == std::errc() && p == end && e > 0 ? e : 0;
 }
 
 void check_options(const PipelineOptions& o) {
@@ -356,7 +372,9 @@ PipelineResult run_pipeline(const models::ModelSpec& spec, const data::Dataset& 
               snapshot.c_str(), st->second.c_str(), static_cast<long long>(o.rewind_epoch),
               static_cast<long long>(o.rewind_epoch * run.spe));
     apply_masks(*model, masks);
-    train::TrainOptions opts = rewind_options(o.train, o.rewind_epoch, run.spe);
+    // The dense run's schedule, rewound (o.train.schedule_epochs, when set, wins).
+    train::TrainOptions opts =
+        rewind_options(o.train, o.rewind_epoch, run.spe, snapshot_run_epochs(snap));
     opts.out_dir = dir;
     opts.metadata = meta;
     const train::TrainResult r = run.fit(*model, opts, masks);

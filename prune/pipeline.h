@@ -19,7 +19,11 @@
 // stepped rewind_epoch times first. So multistep:91,136 decays after retraining epochs 83 and
 // 128, and the last rewind_epoch epochs run past the schedule's end at its final value (cosine /
 // one-cycle hold their last LR; lr_schedule.h). The retraining is therefore rewind_epoch epochs
-// longer than "the rest of the dense schedule", exactly as the reference does.
+// longer than "the rest of the dense schedule", exactly as the reference does. A retraining
+// shorter than the dense run (a CPU-scale recipe's prune-epochs, or --epochs below the --dense
+// run's) runs the dense schedule cut to rewind_epoch + epochs epochs (rewound_schedule_epochs),
+// so it ends where its schedule ends rather than at a high LR or, as a schedule built over the
+// retraining's own epochs would, at the floor for its last rewind_epoch epochs.
 //
 // Folders (all under `out_dir`):
 //   dense/                the dense run (unless `dense_dir` names an existing one): last, best,
@@ -115,8 +119,23 @@ Checkpoint rewind_to_snapshot(nn::Module& model, const std::string& snapshot_pat
                               const io::StMetadata& expect);
 
 /// The retraining options after rewinding: `base` with a fresh optimizer (fit always builds
-/// one) and lr_step_offset = rewind_epoch * steps_per_epoch; no snapshot of its own.
+/// one) and lr_step_offset = rewind_epoch * steps_per_epoch; no snapshot of its own. The LR
+/// schedule is the dense run's, rewound: unless base sets schedule_epochs, it spans
+/// rewound_schedule_epochs(dense_epochs, rewind_epoch, base.epochs) (dense_epochs 0: the
+/// retraining's own epochs, SPEC section 4's "train the full epoch count again").
 train::TrainOptions rewind_options(const train::TrainOptions& base, int64_t rewind_epoch,
-                                   int64_t steps_per_epoch);
+                                   int64_t steps_per_epoch, int64_t dense_epochs = 0);
+
+/// Epochs the LR schedule of a retraining of `retrain_epochs` after rewinding to epoch
+/// `rewind_epoch` spans: the dense run's `dense_epochs`, cut to rewind_epoch + retrain_epochs
+/// when the retraining would stop before the schedule ends. SPEC's full-length retraining
+/// (retrain_epochs = dense_epochs) keeps the dense schedule; a shortened one (the pipeline's
+/// prune-epochs) still ends where its schedule ends instead of stopping at a high LR.
+int64_t rewound_schedule_epochs(int64_t dense_epochs, int64_t rewind_epoch,
+                                int64_t retrain_epochs);
+
+/// The epoch count of the run that wrote `snapshot` (its "epochs" metadata), or 0 when it
+/// has none.
+int64_t snapshot_run_epochs(const Checkpoint& snapshot);
 
 }  // namespace lethe::prune

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "apps/commands.h"
+#include "framework/lr_schedule.h"
 #include "prune/pipeline.h"
 #include "prune/select.h"
 #include "prune_test_util.h"
@@ -105,6 +106,55 @@ TEST(Rewind, RestoresWeightsBnStateAndLrBitForBit) {
   EXPECT_EQ(prune::steps_per_epoch(256, 64, false), 4);
   EXPECT_EQ(prune::steps_per_epoch(250, 64, false), 4);
   EXPECT_EQ(prune::steps_per_epoch(250, 64, true), 3);
+}
+
+TEST(Rewind, AShortenedRetrainingRunsTheDenseScheduleCutToEndWithIt) {
+  // SPEC's full-length retraining keeps the dense schedule (its tail past the end runs at the
+  // schedule's floor); a shorter one ends where its schedule ends.
+  EXPECT_EQ(prune::rewound_schedule_epochs(20, 8, 20), 20);
+  EXPECT_EQ(prune::rewound_schedule_epochs(12, 3, 8), 11);
+  EXPECT_EQ(prune::rewound_schedule_epochs(18, 2, 5), 7);
+  EXPECT_EQ(prune::rewound_schedule_epochs(12, 3, 10), 12);
+
+  testing::TinyResNet s;
+  const train::TrainOptions r = prune::rewind_options(s.options("", 2), 1, 4, 4);
+  EXPECT_EQ(r.schedule_epochs, 3);  // min(4, 1 + 2)
+  train::TrainOptions fixed = s.options("", 2);
+  fixed.schedule_epochs = 5;  // set by the caller: kept
+  EXPECT_EQ(prune::rewind_options(fixed, 1, 4, 4).schedule_epochs, 5);
+  EXPECT_EQ(prune::rewind_options(s.options("", 2), 1, 4).schedule_epochs, 0);
+
+  // fit follows it: the LR of each epoch's last step is the 3-epoch (12-step) schedule's at
+  // steps 4 + 3 and 4 + 7, not the 2-epoch one's a squeezed schedule would give.
+  auto model = s.model();
+  const train::TrainResult t = train::fit(*model, s.data, s.idx, s.data, {}, r);
+  ASSERT_EQ(t.history.size(), 2u);
+  const auto want = make_lr_schedule("onecycle", 0.05, 4, 3);
+  const auto squeezed = make_lr_schedule("onecycle", 0.05, 4, 2);
+  EXPECT_EQ(t.history[0].lr, want->lr(7));
+  EXPECT_EQ(t.history[1].lr, want->lr(11));
+  EXPECT_NE(want->lr(7), squeezed->lr(7));
+}
+
+TEST(Rewind, LethePruneTakesTheDenseRunsEpochsFromItsSnapshot) {
+  testing::TinyResNet s;
+  testing::PruneTempDir dir;
+  prune::PipelineOptions p;
+  p.method = "omp";
+  p.rate = 0.5;
+  p.rewind_epoch = 1;
+  p.out_dir = dir / "full";
+  p.train = s.options("", 3);
+  ASSERT_TRUE(prune::run_pipeline(s.spec, s.data, s.idx, s.data, {}, p).finished);
+  // SPEC's case: as many retraining epochs as dense ones, the schedule is the dense run's.
+  EXPECT_EQ(read_checkpoint(dir / "full/last.safetensors").metadata.count("schedule_epochs"), 0u);
+
+  // A one-epoch retraining from the same 3-epoch dense run spans min(3, 1 + 1) epochs.
+  p.out_dir = dir / "short";
+  p.dense_dir = dir / "full/dense";
+  p.train = s.options("", 1);
+  ASSERT_TRUE(prune::run_pipeline(s.spec, s.data, s.idx, s.data, {}, p).finished);
+  EXPECT_EQ(read_checkpoint(dir / "short/last.safetensors").metadata.at("schedule_epochs"), "2");
 }
 
 prune::PipelineOptions imp_options(const testing::TinyResNet& s, const std::string& out) {
