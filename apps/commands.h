@@ -2,6 +2,7 @@
 // errors are thrown as lethe::Error and reported by main() as one sentence.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ int cmd_unlearn(const std::vector<std::string>& args);
 int cmd_pipeline(const std::vector<std::string>& args);
 int cmd_backdoor(const std::vector<std::string>& args);
 int cmd_transfer(const std::vector<std::string>& args);
+
+/// `lethe pipeline`'s presets, name -> config text; each is also configs/pipeline-<name>.cfg.
+const std::map<std::string, std::string>& pipeline_presets();
 
 /// The data a command works on: the training images, the test images, and the seeded
 /// train/validation split (optionally cut to the first `train-limit` training images).

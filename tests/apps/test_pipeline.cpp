@@ -90,3 +90,17 @@ TEST(Pipeline, EndToEndCachedAndPartlyRecomputed) {
   EXPECT_EQ(r3["stages"]["computed"], 4);
   fs::remove_all(out);
 }
+
+// configs/pipeline-<name>.cfg is what README and docs tell users to copy and edit; it must say
+// exactly what `--preset <name>` does (a tuned setting added to one but not the other would
+// make the documented results irreproducible from the file).
+TEST(Pipeline, ConfigFilesMatchTheBuiltInPresets) {
+  ASSERT_FALSE(lethe::cli::pipeline_presets().empty());
+  for (const auto& [name, text] : lethe::cli::pipeline_presets()) {
+    const std::string path = "../configs/pipeline-" + name + ".cfg";  // tests run in tests/
+    ASSERT_TRUE(fs::exists(path)) << path;
+    EXPECT_EQ(lethe::Config::from_file(path).values(),
+              lethe::Config::from_string(text, "preset " + name).values())
+        << name;
+  }
+}
