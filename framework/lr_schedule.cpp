@@ -4,11 +4,11 @@
 #include "framework/lr_schedule.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <numbers>
 #include <sstream>
 
+#include "framework/parse.h"
 #include "kernels/check.h"
 
 namespace lethe {
@@ -27,17 +27,6 @@ std::string fmt(double v) {
 
 void check_step(int64_t step) {
   LETHE_CHECK(step >= 0, "LrSchedule::lr: step=", step, " must be >= 0.");
-}
-
-// Whole-string integer / double parses for the spec grammar; false on any stray character.
-bool parse_int(const std::string& s, int64_t* v) {
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return !s.empty() && ec == std::errc() && p == s.data() + s.size();
-}
-
-bool parse_double(const std::string& s, double* v) {
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return !s.empty() && ec == std::errc() && p == s.data() + s.size();
 }
 
 [[noreturn]] void bad_spec(const std::string& spec, const std::string& why) {

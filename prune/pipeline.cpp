@@ -3,11 +3,11 @@
 #include "prune/pipeline.h"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 
+#include "framework/parse.h"
 #include "prune/select.h"
 #include "prune/synflow.h"
 
@@ -238,9 +238,7 @@ int64_t snapshot_run_epochs(const Checkpoint& snapshot) {
   const auto it = snapshot.metadata.find("epochs");
   if (it == snapshot.metadata.end()) return 0;
   int64_t e = 0;
-  const char* end = it->second.data() + it->second.size();
-  const auto [p, ec] = std::from_chars(it->second.data(), end, e);
-  return ec == std::errc() && p == end && e > 0 ? e : 0;
+  return parse_int(it->second, &e) && e > 0 ? e : 0;
 }
 
 void check_options(const PipelineOptions& o) {

@@ -2,11 +2,11 @@
 #include "unlearn/forget_set.h"
 
 #include <algorithm>
-#include <charconv>
 #include <fstream>
 #include <sstream>
 
 #include "framework/atomic_file.h"
+#include "framework/parse.h"
 #include "framework/rng.h"
 #include "kernels/check.h"
 
@@ -19,15 +19,6 @@ constexpr uint64_t kForgetStream = 3;
 
 const char* kForms = "class:C (a whole class), random:N (N random training images) or "
                      "file:PATH (one original index per line)";
-
-/// Parses a whole string as a (possibly negative) integer; false on anything else.
-bool parse_int(const std::string& s, int64_t* out) {
-  if (s.empty()) return false;
-  const char* b = s.data();
-  const char* e = s.data() + s.size();
-  auto r = std::from_chars(b, e, *out);
-  return r.ec == std::errc() && r.ptr == e;
-}
 
 std::string trim(const std::string& s) {
   const size_t b = s.find_first_not_of(" \t\r");
