@@ -172,6 +172,8 @@ train::TrainOptions recipe(const Config& cfg, int64_t epochs) {
 train::TrainOptions prune_recipe(const Config& cfg, const train::TrainOptions& dense,
                                  int64_t rewind_epoch) {
   train::TrainOptions o = recipe(cfg, cfg.get_int("prune-epochs", dense.epochs));
+  // prune::run_pipeline would derive the same span from the dense snapshot; set here, it is
+  // part of the prune stage's key (recipe_json), so a changed schedule is never served stale.
   o.schedule_epochs = prune::rewound_schedule_epochs(dense.epochs, rewind_epoch, o.epochs);
   return o;
 }
@@ -184,8 +186,7 @@ json recipe_json(const train::TrainOptions& o) {
   // Only when it changes the schedule: stages cached before the option existed keep their
   // keys where they are still right (prune-epochs == epochs), and are recomputed where the
   // schedule used to be squeezed into prune-epochs.
-  if (o.schedule_epochs > 0 && o.schedule_epochs != o.epochs)
-    j["schedule_epochs"] = o.schedule_epochs;
+  if (train::lr_schedule_span(o) != o.epochs) j["schedule_epochs"] = train::lr_schedule_span(o);
   return j;
 }
 

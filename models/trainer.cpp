@@ -114,8 +114,7 @@ io::StMetadata run_metadata(const TrainOptions& o, int64_t steps_per_epoch) {
   m["lr_step_offset"] = std::to_string(o.lr_step_offset);
   // Only when it differs, so runs whose schedule spans their own epochs keep the metadata
   // (and resume) of checkpoints written before the option existed.
-  if (o.schedule_epochs > 0 && o.schedule_epochs != o.epochs)
-    m["schedule_epochs"] = std::to_string(o.schedule_epochs);
+  if (lr_schedule_span(o) != o.epochs) m["schedule_epochs"] = std::to_string(lr_schedule_span(o));
   m["seed"] = std::to_string(o.seed);
   return m;
 }
@@ -247,8 +246,7 @@ TrainResult fit(nn::Module& model, const data::Dataset& train_data,
     LETHE_CHECK(found, "mask for '", name, "', which is not a parameter of the model");
   }
   LETHE_CHECK(o.schedule_epochs >= 0, "the LR schedule needs epochs >= 0, got ", o.schedule_epochs);
-  const auto schedule = make_lr_schedule(o.lr_schedule, o.sgd.lr, spe,
-                                         o.schedule_epochs > 0 ? o.schedule_epochs : o.epochs);
+  const auto schedule = make_lr_schedule(o.lr_schedule, o.sgd.lr, spe, lr_schedule_span(o));
   const io::StMetadata meta = run_metadata(o, spe);
 
   namespace fs = std::filesystem;

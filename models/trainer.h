@@ -55,6 +55,11 @@ struct TrainOptions {
   io::StMetadata metadata;                 ///< model identity (arch, width, ...) for checkpoints
 };
 
+/// Epochs o's LR schedule spans: o.schedule_epochs, or o.epochs when that is 0.
+inline int64_t lr_schedule_span(const TrainOptions& o) {
+  return o.schedule_epochs > 0 ? o.schedule_epochs : o.epochs;
+}
+
 struct EpochRecord {
   int64_t epoch = 0;  ///< 1-based: the number of finished epochs
   double loss = 0, train_acc = 0, val_acc = -1, lr = 0, seconds = 0, images_per_s = 0;
