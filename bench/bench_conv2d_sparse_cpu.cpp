@@ -1,6 +1,6 @@
 // CPU sparse conv2d benchmark (kernels/sparse/conv2d_sparse.cpp) against lethe's dense path
 // (kernels/cpu/conv2d.cpp) on every distinct conv shape of ResNet-18 (CIFAR, width 1.0) at
-// batch 32: forward, backward-data and backward-weight, dense and at 90/95/99% sparsity
+// batch 32: forward, backward-data and backward-weight, dense and at 50/75/90/95/99% sparsity
 // (seeded uniformly random masks; a real OMP mask is not uniform across layers, see
 // docs/sparse.md for the end-to-end figures with one). Times in ms; the ratio dense/sparse of
 // two lines in the same run is the speed-up. Run with OMP_NUM_THREADS=2, e.g.
@@ -84,7 +84,7 @@ void register_all() {
   const struct {
     const char* name;
     double sparsity;
-  } kinds[] = {{"dense", -1}, {"sparse90", 0.90}, {"sparse95", 0.95}, {"sparse99", 0.99}};
+  } kinds[] = {{"dense", -1}, {"sparse50", 0.50}, {"sparse75", 0.75}, {"sparse90", 0.90}, {"sparse95", 0.95}, {"sparse99", 0.99}};
   for (const auto& p : passes)
     for (const Layer& l : lethe::bench::kResNet18Layers)
       for (const auto& k : kinds) {

@@ -69,7 +69,7 @@ bool sparse_conv2d_pays_off(const Conv2dShape& s, double density) {
 #if defined(__AVX512F__)
   if (sparse_detail::flat_ok(s)) {
     const int64_t pq = s.P() * s.Q();
-    const double limit = pq >= 1024 ? 0.3 : pq >= 256 ? 0.24 : pq >= 64 ? 0.17 : 0.1;
+    const double limit = pq >= 1024 ? 0.5 : pq >= 256 ? 0.33 : pq >= 64 ? 0.2 : 0.1;
     return density <= limit;
   }
 #endif
@@ -211,16 +211,16 @@ void sparse_conv2d_backward_data_cpu(const Conv2dShape& s, const SparsePattern& 
                                      const T* gy, const T* w, T* gx) {
   check_call(s, pat, "sparse_conv2d_backward_data");
   const std::vector<T> vals = gather_values(pat, w);
-  std::vector<T> tvals(vals.size());  // values in the transposed order
-  for (size_t e = 0; e < tvals.size(); ++e) tvals[e] = vals[static_cast<size_t>(pat.t_src[e])];
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     if (sparse_detail::flat_ok(s)) {
-      sparse_detail::flat_backward_data(s, pat, tvals.data(), gy, gx);
+      sparse_detail::flat_backward_data(s, pat, vals.data(), gy, gx);
       return;
     }
   }
 #endif
+  std::vector<T> tvals(vals.size());  // values in the transposed order
+  for (size_t e = 0; e < tvals.size(); ++e) tvals[e] = vals[static_cast<size_t>(pat.t_src[e])];
   const int64_t PQ = s.P() * s.Q(), HW = s.H * s.W, g = images_per_task(s);
   const int64_t tasks = s.N == 0 ? 0 : (s.N + g - 1) / g;
   const uint32_t H = static_cast<uint32_t>(s.H), W = static_cast<uint32_t>(s.W);

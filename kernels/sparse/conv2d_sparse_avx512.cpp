@@ -18,7 +18,9 @@
 // small images so a task still has a few hundred positions.
 //
 // Forward and backward-data are one kernel (shifted_spmm): 64 positions in 4 registers,
-// one broadcast weight and 4 unaligned loads per nonzero, 4 independent FMA chains.
+// one broadcast weight and 4 unaligned loads per nonzero, 4 independent FMA chains. Where a
+// row has many nonzeros per 64 sources (density above ~12%), tiled_spmm first copies the 64
+// sources' inputs into an aligned tile in L1 and runs the same sums against it.
 // Backward-weight takes the nonzeros of a row 4 at a time so each gy vector loaded serves 4
 // FMAs, folds each dot product once per task, and sums per-thread partials in thread order.
 // Determinism: a fixed order everywhere for a given shape and thread count.
@@ -134,14 +136,98 @@ void shifted_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val,
     }
 }
 
-/// For each CSR entry (k; c, r, s): where in xp the tap's inputs start (plane and shift).
-std::vector<int64_t> tap_offsets(const Conv2dShape& s, const SparsePattern& pat, const Flat& f) {
-  const int64_t RS = s.R * s.S;
-  std::vector<int64_t> off(static_cast<size_t>(pat.nnz()));
-  for (int64_t i = 0; i < pat.nnz(); ++i) {
-    const int64_t j = pat.col_idx[static_cast<size_t>(i)], c = j / RS, r = (j / s.S) % s.R, q = j % s.S;
-    off[static_cast<size_t>(i)] = f.plane(c, r, q) * f.Lx + f.shift(r, q);
+/// The staged form of shifted_spmm, for rows dense enough that each staged input serves many
+/// entries. The entries of a row are sorted by source (src[e] ascending), source i reading
+/// in[soff[i] + o]. Per block of 64 positions and block of kSrcBlock sources, each source's
+/// 64 inputs are copied once into an aligned 16 KiB tile that stays in L1, and every row's
+/// entries of that source block run against it. Why: shifted_spmm reads its inputs straight
+/// from the shifted windows, which from 64 channels up no longer fit L1, so each entry's four
+/// unaligned loads (five cache lines) mostly come from L2; here they are four aligned L1 loads
+/// (1.2-1.4x faster at 25-50% density, docs/sparse.md). Same sums, in the same order.
+constexpr int64_t kSrcBlock = 64;
+
+/// seg[m * (nb + 1) + b]: row m's first entry whose source is in block b or later.
+std::vector<int64_t> source_segments(int64_t M, const int64_t* ptr, const int32_t* src, int64_t nb) {
+  std::vector<int64_t> seg(static_cast<size_t>(M * (nb + 1)));
+  for (int64_t m = 0; m < M; ++m) {
+    int64_t e = ptr[m];
+    for (int64_t b = 0; b <= nb; ++b) {
+      while (e < ptr[m + 1] && src[e] < b * kSrcBlock) ++e;
+      seg[static_cast<size_t>(m * (nb + 1) + b)] = e;
+    }
   }
+  return seg;
+}
+
+/// Positions [o0, o0 + 16V) of every row.
+template <int V>
+void tiled_block(int64_t M, int64_t L, int64_t o0, int64_t nsrc, int64_t nb, const int64_t* seg,
+                 const float* val, const int32_t* src, const int64_t* soff, const float* in,
+                 float* out, float* tile) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t s0 = b * kSrcBlock, s1 = std::min(nsrc, s0 + kSrcBlock);
+    for (int64_t i = s0; i < s1; ++i)
+      for (int v = 0; v < V; ++v)
+        _mm512_store_ps(tile + (i - s0) * 64 + 16 * v, _mm512_loadu_ps(in + soff[i] + o0 + 16 * v));
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t* sm = seg + m * (nb + 1);
+      const int64_t e0 = sm[b], e1 = sm[b + 1];
+      if (e0 == e1 && b > 0) continue;  // block 0 always writes: it starts every sum at 0
+      float* d = out + m * L + o0;
+      __m512 a[V];
+      for (int v = 0; v < V; ++v) a[v] = b == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(d + 16 * v);
+      for (int64_t e = e0; e < e1; ++e) {
+        const __m512 w = _mm512_set1_ps(val[e]);
+        const float* t = tile + (src[e] - s0) * 64;
+        for (int v = 0; v < V; ++v) a[v] = _mm512_fmadd_ps(w, _mm512_load_ps(t + 16 * v), a[v]);
+      }
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(d + 16 * v, a[v]);
+    }
+  }
+}
+
+void tiled_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val, const int32_t* src,
+                int64_t nsrc, const int64_t* soff, const std::vector<int64_t>& seg,
+                const float* in, float* out) {
+  alignas(64) thread_local float tile[kSrcBlock * 64];
+  const int64_t nb = (nsrc + kSrcBlock - 1) / kSrcBlock;
+  int64_t o0 = 0;
+  for (; o0 + 64 <= L; o0 += 64)
+    tiled_block<4>(M, L, o0, nsrc, nb, seg.data(), val, src, soff, in, out, tile);
+  switch ((L - o0) / 16) {  // L is a multiple of 16
+    case 3: tiled_block<3>(M, L, o0, nsrc, nb, seg.data(), val, src, soff, in, out, tile); break;
+    case 2: tiled_block<2>(M, L, o0, nsrc, nb, seg.data(), val, src, soff, in, out, tile); break;
+    case 1: tiled_block<1>(M, L, o0, nsrc, nb, seg.data(), val, src, soff, in, out, tile); break;
+    default: break;
+  }
+}
+
+/// Staging pays when a row's entries per source block average at least this many, i.e. from
+/// about 12% density (measured with bench_conv2d_sparse_cpu at 50/75/90/95%, docs/sparse.md):
+/// below it the accumulators' loads and stores per block outweigh the aligned loads.
+constexpr int64_t kMinEntriesPerBlock = 8;
+bool tiling_pays(int64_t M, int64_t nnz, int64_t nsrc) {
+  const int64_t nb = (nsrc + kSrcBlock - 1) / kSrcBlock;
+  // Each staged source must also serve several entries: the tile is rebuilt per 64 positions.
+  return nnz >= kMinEntriesPerBlock * M * nb && nnz >= 4 * nsrc;
+}
+
+/// For each column j = (c, r, s) of the weight: where in xp the tap's inputs start.
+std::vector<int64_t> column_offsets(const Conv2dShape& s, const Flat& f) {
+  const int64_t RS = s.R * s.S;
+  std::vector<int64_t> off(static_cast<size_t>(s.C * RS));
+  for (int64_t j = 0; j < s.C * RS; ++j) {
+    const int64_t c = j / RS, r = (j / s.S) % s.R, q = j % s.S;
+    off[static_cast<size_t>(j)] = f.plane(c, r, q) * f.Lx + f.shift(r, q);
+  }
+  return off;
+}
+
+/// For each CSR entry (k; c, r, s): where in xp the tap's inputs start (plane and shift).
+std::vector<int64_t> tap_offsets(const SparsePattern& pat, const std::vector<int64_t>& col_off) {
+  std::vector<int64_t> off(static_cast<size_t>(pat.nnz()));
+  for (int64_t i = 0; i < pat.nnz(); ++i)
+    off[static_cast<size_t>(i)] = col_off[static_cast<size_t>(pat.col_idx[static_cast<size_t>(i)])];
   return off;
 }
 
@@ -164,17 +250,33 @@ bool flat_ok(const Conv2dShape& s) {
   return s.C * f.phases * f.Lx < (int64_t{1} << 28) && s.K * f.Lg < (int64_t{1} << 28);
 }
 
+bool flat_forward_tiles(const Conv2dShape& s, const SparsePattern& pat) {
+  return tiling_pays(s.K, pat.nnz(), pat.cols);
+}
+
+bool flat_backward_data_tiles(const Conv2dShape& s, const SparsePattern& pat) {
+  return tiling_pays(s.C * s.stride * s.stride, pat.nnz(), s.K * s.R * s.S);
+}
+
 void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
                   const float* x, const float* bias, float* y) {
   const int64_t g = images_per_task(s), P = s.P(), Q = s.Q();
   const Flat f0(s, g);
-  const std::vector<int64_t> off = tap_offsets(s, pat, f0);
+  const std::vector<int64_t> col_off = column_offsets(s, f0);
+  const bool tiled = flat_forward_tiles(s, pat);
+  const std::vector<int64_t> off = tiled ? std::vector<int64_t>{} : tap_offsets(pat, col_off);
+  const std::vector<int64_t> seg =
+      tiled ? source_segments(s.K, pat.row_ptr.data(), pat.col_idx.data(), (pat.cols + kSrcBlock - 1) / kSrcBlock)
+            : std::vector<int64_t>{};
   for_each_task(s, g, [&](int64_t n0, int64_t gn) {
     const Flat& f = f0;  // a short last task uses the first gn images of the full layout
     float* xp = scratch<float>(0, s.C * f.phases * f.Lx);
     float* yf = scratch<float>(1, s.K * f.L);
     fill_xp(s, f, x, n0, gn, xp);
-    shifted_spmm(s.K, f.L, pat.row_ptr.data(), vals, off.data(), xp, yf);
+    if (tiled)
+      tiled_spmm(s.K, f.L, pat.row_ptr.data(), vals, pat.col_idx.data(), pat.cols, col_off.data(), seg, xp, yf);
+    else
+      shifted_spmm(s.K, f.L, pat.row_ptr.data(), vals, off.data(), xp, yf);
     for (int64_t k = 0; k < s.K; ++k) {
       const float b = bias ? bias[k] : 0.f;
       for (int64_t n = 0; n < gn; ++n)
@@ -187,35 +289,45 @@ void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* v
   });
 }
 
-void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const float* tvals,
+void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
                         const float* gy, float* gx) {
   const int64_t g = images_per_task(s), RS = s.R * s.S, nnz = pat.nnz();
   const Flat f0(s, g);
-  // Rows of the transposed product: the xp planes (c, a, b). Each CSC entry (k; c, r, s)
-  // goes to plane f.plane(c, r, s), at shift -f.shift(r, s) in gyflat; a counting sort over
-  // the planes keeps the CSC order within each.
-  const int64_t M = s.C * f0.phases;
+  // Rows of the transposed product: the xp planes (c, a, b). Its sources are the (k, r, s):
+  // gyflat row k at shift -f.shift(r, s). Each CSR entry (k; c, r, s) goes to row
+  // f.plane(c, r, s) as source k*RS + r*S + s; a counting sort over the planes, walking the
+  // CSR in order, leaves each row's entries sorted by source, as tiled_spmm needs.
+  const int64_t M = s.C * f0.phases, nsrc = s.K * RS;
   std::vector<int64_t> ptr(static_cast<size_t>(M + 1), 0), off(static_cast<size_t>(nnz));
+  std::vector<int64_t> src_off(static_cast<size_t>(nsrc));
+  std::vector<int32_t> src(static_cast<size_t>(nnz));
   std::vector<float> val(static_cast<size_t>(nnz));
+  for (int64_t q = 0; q < nsrc; ++q)
+    src_off[static_cast<size_t>(q)] = (q / RS) * f0.Lg + f0.lead - f0.shift((q % RS) / s.S, q % s.S);
   auto plane_of = [&](int64_t j) { return f0.plane(j / RS, (j / s.S) % s.R, j % s.S); };
-  for (int64_t j = 0; j < pat.cols; ++j)
-    ptr[static_cast<size_t>(plane_of(j) + 1)] += pat.t_ptr[static_cast<size_t>(j + 1)] - pat.t_ptr[static_cast<size_t>(j)];
+  for (int64_t e = 0; e < nnz; ++e) ++ptr[static_cast<size_t>(plane_of(pat.col_idx[static_cast<size_t>(e)]) + 1)];
   for (int64_t m = 0; m < M; ++m) ptr[static_cast<size_t>(m + 1)] += ptr[static_cast<size_t>(m)];
   std::vector<int64_t> next(ptr.begin(), ptr.end() - 1);
-  for (int64_t j = 0; j < pat.cols; ++j) {
-    const int64_t shift = f0.shift((j / s.S) % s.R, j % s.S);
-    int64_t& d = next[static_cast<size_t>(plane_of(j))];
-    for (int64_t e = pat.t_ptr[static_cast<size_t>(j)]; e < pat.t_ptr[static_cast<size_t>(j + 1)]; ++e, ++d) {
-      off[static_cast<size_t>(d)] = pat.t_row[static_cast<size_t>(e)] * f0.Lg + f0.lead - shift;
-      val[static_cast<size_t>(d)] = tvals[e];
+  for (int64_t k = 0; k < s.K; ++k)
+    for (int64_t e = pat.row_ptr[static_cast<size_t>(k)]; e < pat.row_ptr[static_cast<size_t>(k + 1)]; ++e) {
+      const int64_t j = pat.col_idx[static_cast<size_t>(e)], q = k * RS + j % RS;
+      const int64_t d = next[static_cast<size_t>(plane_of(j))]++;
+      src[static_cast<size_t>(d)] = static_cast<int32_t>(q);
+      off[static_cast<size_t>(d)] = src_off[static_cast<size_t>(q)];
+      val[static_cast<size_t>(d)] = vals[e];
     }
-  }
+  const bool tiled = flat_backward_data_tiles(s, pat);
+  const std::vector<int64_t> seg =
+      tiled ? source_segments(M, ptr.data(), src.data(), (nsrc + kSrcBlock - 1) / kSrcBlock) : std::vector<int64_t>{};
   for_each_task(s, g, [&](int64_t n0, int64_t gn) {
     const Flat& f = f0;
     float* gyf = scratch<float>(2, s.K * f.Lg);
     float* gxp = scratch<float>(3, M * f.L);
     fill_gyflat(s, f, gy, n0, gn, gyf);
-    shifted_spmm(M, f.L, ptr.data(), val.data(), off.data(), gyf, gxp);
+    if (tiled)
+      tiled_spmm(M, f.L, ptr.data(), val.data(), src.data(), nsrc, src_off.data(), seg, gyf, gxp);
+    else
+      shifted_spmm(M, f.L, ptr.data(), val.data(), off.data(), gyf, gxp);
     for (int64_t c = 0; c < s.C; ++c)
       for (int64_t n = 0; n < gn; ++n) {
         float* dst = gx + ((n0 + n) * s.C + c) * s.H * s.W;
@@ -238,15 +350,19 @@ void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const fl
 
 namespace {
 
-// A pairwise fold through memory (GCC 12 warns falsely inside _mm512_reduce_add_ps); once per
-// dot product of a few hundred terms, so its cost does not show.
+// A pairwise fold by halves, in registers: lanes l and l+8, then l and l+4, l+2, l+1. GCC 12
+// warns falsely about the undefined source inside the AVX-512 extract intrinsics.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 float hsum(__m512 v) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  for (int width = 8; width > 0; width /= 2)
-    for (int l = 0; l < width; ++l) t[l] += t[l + width];
-  return t[0];
+  const __m256 hi8 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), hi8);
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+  return _mm_cvtss_f32(s4);
 }
+#pragma GCC diagnostic pop
 
 }  // namespace
 
@@ -254,7 +370,7 @@ void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const 
                           const float* gy, float* partial_all, int nthreads) {
   const int64_t g = images_per_task(s), nnz = pat.nnz();
   const Flat f0(s, g);
-  const std::vector<int64_t> off = tap_offsets(s, pat, f0);
+  const std::vector<int64_t> off = tap_offsets(pat, column_offsets(s, f0));
   const int64_t tasks = s.N == 0 ? 0 : (s.N + g - 1) / g;
 #pragma omp parallel num_threads(nthreads)
   {
@@ -271,23 +387,17 @@ void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const 
         const float* gk = gyf + k * f.Lg + f.lead;
         int64_t i = pat.row_ptr[static_cast<size_t>(k)];
         const int64_t i1 = pat.row_ptr[static_cast<size_t>(k + 1)];
-        for (; i + 4 <= i1; i += 4) {  // 4 nonzeros share each gy load
-          const float* p0 = xp + off[static_cast<size_t>(i)];
-          const float* p1 = xp + off[static_cast<size_t>(i + 1)];
-          const float* p2 = xp + off[static_cast<size_t>(i + 2)];
-          const float* p3 = xp + off[static_cast<size_t>(i + 3)];
-          __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        // 4 nonzeros share each gy load (8 measured no faster).
+        for (; i + 4 <= i1; i += 4) {
+          const float* p[4];
+          for (int u = 0; u < 4; ++u) p[u] = xp + off[static_cast<size_t>(i + u)];
+          __m512 a[4];
+          for (int u = 0; u < 4; ++u) a[u] = _mm512_setzero_ps();
           for (int64_t o = 0; o < f.L; o += 16) {
             const __m512 gv = _mm512_loadu_ps(gk + o);
-            a0 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p0 + o), a0);
-            a1 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p1 + o), a1);
-            a2 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p2 + o), a2);
-            a3 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p3 + o), a3);
+            for (int u = 0; u < 4; ++u) a[u] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p[u] + o), a[u]);
           }
-          part[i] += hsum(a0);
-          part[i + 1] += hsum(a1);
-          part[i + 2] += hsum(a2);
-          part[i + 3] += hsum(a3);
+          for (int u = 0; u < 4; ++u) part[i + u] += hsum(a[u]);
         }
         for (; i < i1; ++i) {
           const float* p0 = xp + off[static_cast<size_t>(i)];

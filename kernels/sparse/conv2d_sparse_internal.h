@@ -23,10 +23,14 @@ T* scratch(int slot, int64_t n) {
 #if defined(__AVX512F__)
 /// The AVX-512 flat path takes this shape (stride 1).
 bool flat_ok(const Conv2dShape& s);
-/// vals: the weights at the CSR entries; tvals: at the CSC entries.
+/// Whether flat_forward / flat_backward_data stage their inputs in tiles (tiled_spmm) for
+/// this pattern: true from about 12% density. For the tests, which must cover both forms.
+bool flat_forward_tiles(const Conv2dShape& s, const SparsePattern& pat);
+bool flat_backward_data_tiles(const Conv2dShape& s, const SparsePattern& pat);
+/// vals: the weights at the CSR entries.
 void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
                   const float* x, const float* bias, float* y);
-void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const float* tvals,
+void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
                         const float* gy, float* gx);
 /// Adds each thread's share of gw at the CSR entries into partial[thread * nnz + i]
 /// (zeroed by the caller; `nthreads` threads).

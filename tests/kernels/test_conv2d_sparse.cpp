@@ -17,6 +17,7 @@
 #include "kernels/check.h"
 #include "kernels/conv2d.h"
 #include "kernels/sparse/conv2d_sparse.h"
+#include "kernels/sparse/conv2d_sparse_internal.h"
 #include "testing/compare.h"
 
 namespace {
@@ -52,14 +53,13 @@ Tolerance tol_for(int64_t len) {
 }
 
 template <typename T>
-void check_against_masked_dense(const Conv2dShape& s, double density, uint32_t seed,
-                                const std::string& what) {
+void check_against_masked_dense(const Conv2dShape& s, const std::vector<uint8_t>& mask,
+                                uint32_t seed, const std::string& what) {
   const int64_t CRS = s.C * s.R * s.S, nx = s.N * s.C * s.H * s.W, ny = s.N * s.K * s.P() * s.Q();
   const auto x = random_vector<T>(nx, seed);
   const auto gy = random_vector<T>(ny, seed + 1);
   auto w = random_vector<T>(s.K * CRS, seed + 2);
   const auto bias = random_vector<T>(s.K, seed + 3);
-  const auto mask = random_mask(s.K * CRS, density, seed + 4);
   std::vector<T> wm(w.size());  // w * mask: what the dense kernels see
   for (size_t i = 0; i < w.size(); ++i) wm[i] = mask[i] ? w[i] : T(0);
   const SparsePattern pat = lethe::kernels::make_sparse_pattern(s.K, CRS, mask.data());
@@ -88,6 +88,12 @@ void check_against_masked_dense(const Conv2dShape& s, double density, uint32_t s
     if (!mask[i]) {
       ASSERT_EQ(gw[i], T(0)) << what << ": gradient at pruned weight " << i;
     }
+}
+
+template <typename T>
+void check_against_masked_dense(const Conv2dShape& s, double density, uint32_t seed,
+                                const std::string& what) {
+  check_against_masked_dense<T>(s, random_mask(s.K * s.C * s.R * s.S, density, seed + 4), seed, what);
 }
 
 struct Case {
@@ -136,6 +142,51 @@ TEST(SparseConv2d, ResNet18Shapes) {
   uint32_t seed = 900;
   for (const Case& c : shapes) check_against_masked_dense<float>(c.s, 0.05, seed++, c.name);
 }
+
+#if defined(__AVX512F__)
+TEST(SparseConv2d, TiledFormMatchesMaskedDense) {
+  // Shapes and densities where the AVX-512 path stages inputs in tiles (tiled_spmm) for the
+  // forward and backward-data products: sources not a multiple of the 64-source block, last
+  // position blocks of 16, 32 and 48 (L = 400, 352, 304), a short last task, stride 2 (4
+  // phase planes as rows). Every case checks that the tiled form really ran.
+  const Case shapes[] = {
+      {"tail16", make(2, 24, 11, 13, 20, 3, 3, 1, 1)},
+      {"tail32_two_images", make(3, 20, 11, 11, 24, 3, 3, 1, 1)},
+      {"tail48_three_images", make(4, 40, 8, 8, 36, 3, 3, 1, 1)},
+      {"stride2", make(2, 8, 12, 12, 64, 3, 3, 2, 1)},
+  };
+  uint32_t seed = 700;
+  for (const Case& c : shapes)
+    for (double d : {0.75, 0.5}) {
+      const std::string what = std::string(c.name) + " density " + std::to_string(d);
+      const int64_t CRS = c.s.C * c.s.R * c.s.S;
+      const auto mask = random_mask(c.s.K * CRS, d, seed);
+      const SparsePattern pat = lethe::kernels::make_sparse_pattern(c.s.K, CRS, mask.data());
+      ASSERT_TRUE(lethe::kernels::sparse_detail::flat_ok(c.s)) << what;
+      EXPECT_TRUE(lethe::kernels::sparse_detail::flat_forward_tiles(c.s, pat)) << what;
+      EXPECT_TRUE(lethe::kernels::sparse_detail::flat_backward_data_tiles(c.s, pat)) << what;
+      check_against_masked_dense<float>(c.s, mask, seed, what);
+      seed += 7;
+    }
+  // Rows empty in whole source blocks: even rows keep only the columns from 64 on (nothing in
+  // the first block, which must still start their sums at 0), odd rows only the first 64.
+  const Conv2dShape s16 = make(2, 16, 9, 10, 32, 3, 3, 1, 1);
+  std::vector<uint8_t> blocks(static_cast<size_t>(32 * 144), 0);
+  for (int64_t k = 0; k < 32; ++k)
+    for (int64_t j = 0; j < 144; ++j) blocks[static_cast<size_t>(k * 144 + j)] = (k % 2 == 0) == (j >= 64);
+  const SparsePattern pb = lethe::kernels::make_sparse_pattern(32, 144, blocks.data());
+  EXPECT_TRUE(lethe::kernels::sparse_detail::flat_forward_tiles(s16, pb));
+  EXPECT_TRUE(lethe::kernels::sparse_detail::flat_backward_data_tiles(s16, pb));
+  check_against_masked_dense<float>(s16, blocks, 77, "rows empty in whole blocks");
+
+  // And the direct form below the threshold.
+  const Conv2dShape s = make(2, 24, 11, 13, 20, 3, 3, 1, 1);
+  const auto mask = random_mask(s.K * s.C * 9, 0.05, 1);
+  const SparsePattern pat = lethe::kernels::make_sparse_pattern(s.K, s.C * 9, mask.data());
+  EXPECT_FALSE(lethe::kernels::sparse_detail::flat_forward_tiles(s, pat));
+  EXPECT_FALSE(lethe::kernels::sparse_detail::flat_backward_data_tiles(s, pat));
+}
+#endif
 
 TEST(SparsePattern, CsrAndTransposeDescribeTheMask) {
   // 3 x 4 mask:  1 0 1 0 / 0 0 0 0 / 1 1 0 1
