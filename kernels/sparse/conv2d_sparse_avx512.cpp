@@ -304,14 +304,21 @@ void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const fl
   std::vector<float> val(static_cast<size_t>(nnz));
   for (int64_t q = 0; q < nsrc; ++q)
     src_off[static_cast<size_t>(q)] = (q / RS) * f0.Lg + f0.lead - f0.shift((q % RS) / s.S, q % s.S);
-  auto plane_of = [&](int64_t j) { return f0.plane(j / RS, (j / s.S) % s.R, j % s.S); };
-  for (int64_t e = 0; e < nnz; ++e) ++ptr[static_cast<size_t>(plane_of(pat.col_idx[static_cast<size_t>(e)]) + 1)];
+  // Per column j: its plane and tap, looked up per entry (divisions per entry cost ~10 ms a
+  // call at a million entries).
+  std::vector<int32_t> plane_of(static_cast<size_t>(pat.cols)), tap_of(static_cast<size_t>(pat.cols));
+  for (int64_t j = 0; j < pat.cols; ++j) {
+    plane_of[static_cast<size_t>(j)] = static_cast<int32_t>(f0.plane(j / RS, (j / s.S) % s.R, j % s.S));
+    tap_of[static_cast<size_t>(j)] = static_cast<int32_t>(j % RS);
+  }
+  for (int64_t e = 0; e < nnz; ++e) ++ptr[static_cast<size_t>(plane_of[static_cast<size_t>(pat.col_idx[static_cast<size_t>(e)])] + 1)];
   for (int64_t m = 0; m < M; ++m) ptr[static_cast<size_t>(m + 1)] += ptr[static_cast<size_t>(m)];
   std::vector<int64_t> next(ptr.begin(), ptr.end() - 1);
   for (int64_t k = 0; k < s.K; ++k)
     for (int64_t e = pat.row_ptr[static_cast<size_t>(k)]; e < pat.row_ptr[static_cast<size_t>(k + 1)]; ++e) {
-      const int64_t j = pat.col_idx[static_cast<size_t>(e)], q = k * RS + j % RS;
-      const int64_t d = next[static_cast<size_t>(plane_of(j))]++;
+      const size_t j = static_cast<size_t>(pat.col_idx[static_cast<size_t>(e)]);
+      const int64_t q = k * RS + tap_of[j];
+      const int64_t d = next[static_cast<size_t>(plane_of[j])]++;
       src[static_cast<size_t>(d)] = static_cast<int32_t>(q);
       off[static_cast<size_t>(d)] = src_off[static_cast<size_t>(q)];
       val[static_cast<size_t>(d)] = vals[e];
