@@ -84,7 +84,8 @@ void register_all() {
   const struct {
     const char* name;
     double sparsity;
-  } kinds[] = {{"dense", -1}, {"sparse50", 0.50}, {"sparse75", 0.75}, {"sparse90", 0.90}, {"sparse95", 0.95}, {"sparse99", 0.99}};
+  } kinds[] = {{"dense", -1},        {"sparse50", 0.50}, {"sparse75", 0.75},
+               {"sparse90", 0.90},   {"sparse95", 0.95}, {"sparse99", 0.99}};
   for (const auto& p : passes)
     for (const Layer& l : lethe::bench::kResNet18Layers)
       for (const auto& k : kinds) {

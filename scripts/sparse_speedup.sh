@@ -14,8 +14,8 @@ lethe=${LETHE:-build/lethe}
 ratios=()
 for ((i = 1; i <= runs; i++)); do
   line=$("$lethe" bench "$@" --compare-sparse true 2>/dev/null | grep '"sparse_speedup"')
-  r=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("%.3f %.1f %.1f" % (d["sparse_speedup"], d["dense_kernels_images_per_s"], d["images_per_s"]))' "$line")
-  echo "run $i: ratio ${r%% *} (dense kernels ${r#* } sparse images/s)" | sed 's/ \([0-9.]*\) \([0-9.]*\) sparse/ \1, sparse \2/'
-  ratios+=("${r%% *}")
+  python3 -c 'import json,sys; d=json.loads(sys.argv[2])
+print("run %s: ratio %.3f (dense kernels %.1f, sparse %.1f images/s)" % (sys.argv[1], d["sparse_speedup"], d["dense_kernels_images_per_s"], d["images_per_s"]))' "$i" "$line"
+  ratios+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sparse_speedup"])' "$line")")
 done
 printf '%s\n' "${ratios[@]}" | sort -n | python3 -c 'import sys; v=[float(x) for x in sys.stdin]; n=len(v); m=v[n//2] if n%2 else (v[n//2-1]+v[n//2])/2; print("median ratio %.2fx over %d runs (min %.2fx, max %.2fx)" % (m, n, v[0], v[-1]))'

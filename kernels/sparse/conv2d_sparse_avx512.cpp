@@ -146,8 +146,12 @@ void shifted_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val,
 /// (1.2-1.4x faster at 25-50% density, docs/sparse.md). Same sums, in the same order.
 constexpr int64_t kSrcBlock = 64;
 
-/// seg[m * (nb + 1) + b]: row m's first entry whose source is in block b or later.
-std::vector<int64_t> source_segments(int64_t M, const int64_t* ptr, const int32_t* src, int64_t nb) {
+int64_t source_blocks(int64_t nsrc) { return (nsrc + kSrcBlock - 1) / kSrcBlock; }
+
+/// seg[m * (nb + 1) + b]: row m's first entry whose source is in block b or later, for the
+/// nb = source_blocks(nsrc) blocks.
+std::vector<int64_t> source_segments(int64_t M, const int64_t* ptr, const int32_t* src, int64_t nsrc) {
+  const int64_t nb = source_blocks(nsrc);
   std::vector<int64_t> seg(static_cast<size_t>(M * (nb + 1)));
   for (int64_t m = 0; m < M; ++m) {
     int64_t e = ptr[m];
@@ -190,7 +194,7 @@ void tiled_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val, cons
                 int64_t nsrc, const int64_t* soff, const std::vector<int64_t>& seg,
                 const float* in, float* out) {
   alignas(64) thread_local float tile[kSrcBlock * 64];
-  const int64_t nb = (nsrc + kSrcBlock - 1) / kSrcBlock;
+  const int64_t nb = source_blocks(nsrc);
   int64_t o0 = 0;
   for (; o0 + 64 <= L; o0 += 64)
     tiled_block<4>(M, L, o0, nsrc, nb, seg.data(), val, src, soff, in, out, tile);
@@ -207,9 +211,8 @@ void tiled_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val, cons
 /// below it the accumulators' loads and stores per block outweigh the aligned loads.
 constexpr int64_t kMinEntriesPerBlock = 8;
 bool tiling_pays(int64_t M, int64_t nnz, int64_t nsrc) {
-  const int64_t nb = (nsrc + kSrcBlock - 1) / kSrcBlock;
   // Each staged source must also serve several entries: the tile is rebuilt per 64 positions.
-  return nnz >= kMinEntriesPerBlock * M * nb && nnz >= 4 * nsrc;
+  return nnz >= kMinEntriesPerBlock * M * source_blocks(nsrc) && nnz >= 4 * nsrc;
 }
 
 /// For each column j = (c, r, s) of the weight: where in xp the tap's inputs start.
@@ -223,11 +226,11 @@ std::vector<int64_t> column_offsets(const Conv2dShape& s, const Flat& f) {
   return off;
 }
 
-/// For each CSR entry (k; c, r, s): where in xp the tap's inputs start (plane and shift).
-std::vector<int64_t> tap_offsets(const SparsePattern& pat, const std::vector<int64_t>& col_off) {
-  std::vector<int64_t> off(static_cast<size_t>(pat.nnz()));
-  for (int64_t i = 0; i < pat.nnz(); ++i)
-    off[static_cast<size_t>(i)] = col_off[static_cast<size_t>(pat.col_idx[static_cast<size_t>(i)])];
+/// For each entry: where its source's inputs start (src_off[src[e]]), for shifted_spmm and
+/// backward-weight, which read them in place.
+std::vector<int64_t> entry_offsets(const std::vector<int32_t>& src, const std::vector<int64_t>& src_off) {
+  std::vector<int64_t> off(src.size());
+  for (size_t e = 0; e < src.size(); ++e) off[e] = src_off[static_cast<size_t>(src[e])];
   return off;
 }
 
@@ -264,10 +267,9 @@ void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* v
   const Flat f0(s, g);
   const std::vector<int64_t> col_off = column_offsets(s, f0);
   const bool tiled = flat_forward_tiles(s, pat);
-  const std::vector<int64_t> off = tiled ? std::vector<int64_t>{} : tap_offsets(pat, col_off);
+  const std::vector<int64_t> off = tiled ? std::vector<int64_t>{} : entry_offsets(pat.col_idx, col_off);
   const std::vector<int64_t> seg =
-      tiled ? source_segments(s.K, pat.row_ptr.data(), pat.col_idx.data(), (pat.cols + kSrcBlock - 1) / kSrcBlock)
-            : std::vector<int64_t>{};
+      tiled ? source_segments(s.K, pat.row_ptr.data(), pat.col_idx.data(), pat.cols) : std::vector<int64_t>{};
   for_each_task(s, g, [&](int64_t n0, int64_t gn) {
     const Flat& f = f0;  // a short last task uses the first gn images of the full layout
     float* xp = scratch<float>(0, s.C * f.phases * f.Lx);
@@ -298,7 +300,7 @@ void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const fl
   // f.plane(c, r, s) as source k*RS + r*S + s; a counting sort over the planes, walking the
   // CSR in order, leaves each row's entries sorted by source, as tiled_spmm needs.
   const int64_t M = s.C * f0.phases, nsrc = s.K * RS;
-  std::vector<int64_t> ptr(static_cast<size_t>(M + 1), 0), off(static_cast<size_t>(nnz));
+  std::vector<int64_t> ptr(static_cast<size_t>(M + 1), 0);
   std::vector<int64_t> src_off(static_cast<size_t>(nsrc));
   std::vector<int32_t> src(static_cast<size_t>(nnz));
   std::vector<float> val(static_cast<size_t>(nnz));
@@ -320,12 +322,12 @@ void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const fl
       const int64_t q = k * RS + tap_of[j];
       const int64_t d = next[static_cast<size_t>(plane_of[j])]++;
       src[static_cast<size_t>(d)] = static_cast<int32_t>(q);
-      off[static_cast<size_t>(d)] = src_off[static_cast<size_t>(q)];
       val[static_cast<size_t>(d)] = vals[e];
     }
   const bool tiled = flat_backward_data_tiles(s, pat);
+  const std::vector<int64_t> off = tiled ? std::vector<int64_t>{} : entry_offsets(src, src_off);
   const std::vector<int64_t> seg =
-      tiled ? source_segments(M, ptr.data(), src.data(), (nsrc + kSrcBlock - 1) / kSrcBlock) : std::vector<int64_t>{};
+      tiled ? source_segments(M, ptr.data(), src.data(), nsrc) : std::vector<int64_t>{};
   for_each_task(s, g, [&](int64_t n0, int64_t gn) {
     const Flat& f = f0;
     float* gyf = scratch<float>(2, s.K * f.Lg);
@@ -377,7 +379,7 @@ void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const 
                           const float* gy, float* partial_all, int nthreads) {
   const int64_t g = images_per_task(s), nnz = pat.nnz();
   const Flat f0(s, g);
-  const std::vector<int64_t> off = tap_offsets(pat, column_offsets(s, f0));
+  const std::vector<int64_t> off = entry_offsets(pat.col_idx, column_offsets(s, f0));
   const int64_t tasks = s.N == 0 ? 0 : (s.N + g - 1) / g;
 #pragma omp parallel num_threads(nthreads)
   {
