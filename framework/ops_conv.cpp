@@ -176,13 +176,10 @@ struct Conv2dSparseBackward : Node {
         [&] {
           dispatch_float("conv2d_sparse backward", gy.dtype(), [&](auto t) {
             using T = decltype(t);
-            if (gx.defined())
-              kernels::sparse_conv2d_backward_data_cpu<T>(s, *pattern, gy.data<T>(),
-                                                          w.data<T>(), gx.data<T>());
-            if (gw.defined())
-              kernels::sparse_conv2d_backward_weight_cpu<T>(
-                  s, *pattern, x.data<T>(), gy.data<T>(), gw.data<T>(),
-                  gb.defined() ? gb.data<T>() : nullptr);
+            kernels::sparse_conv2d_backward_cpu<T>(
+                s, *pattern, x.data<T>(), gy.data<T>(), w.data<T>(),
+                gx.defined() ? gx.data<T>() : nullptr, gw.defined() ? gw.data<T>() : nullptr,
+                gb.defined() ? gb.data<T>() : nullptr);
           });
         },
         [&] {

@@ -327,10 +327,30 @@ PipelineResult run_pipeline(const models::ModelSpec& spec, const data::Dataset& 
   const int64_t rounds = static_cast<int64_t>(schedule.size());
   res.rounds_planned = rounds;
 
-  std::string prev_dir = res.dense_dir;
-  for (int64_t s = 1; s <= rounds; ++s) {
-    const std::string dir =
-        s == rounds ? o.out_dir : in_dir(o.out_dir, "round" + std::to_string(s));
+  auto round_dir = [&](int64_t s) {
+    return s == rounds ? o.out_dir : in_dir(o.out_dir, "round" + std::to_string(s));
+  };
+  // Resuming, the latest round whose masks exist is where the work continues: the rounds
+  // before it are finished (their masks are derived from the last of them), and IMP needs
+  // nothing else from them, not even their checkpoints. So a run can move between machines
+  // with the dense run and that one masks file (scripts/prune_comparison.sh handoff-save).
+  int64_t first = 1;
+  if (o.resume)
+    for (int64_t s = rounds; s > 1; --s)
+      if (fs::exists(in_dir(round_dir(s), "masks.safetensors"))) {
+        first = s;
+        break;
+      }
+  for (int64_t s = 1; s < first; ++s)
+    res.rounds.push_back({s, schedule[static_cast<size_t>(s - 1)], run.total, round_dir(s), 0, 0});
+  if (first > 1 && !fs::exists(in_dir(round_dir(first - 1), "last.safetensors")))
+    run.say("rounds 1-%lld have no checkpoints here; continuing from round %lld's masks in %s",
+            static_cast<long long>(first - 1), static_cast<long long>(first),
+            round_dir(first).c_str());
+
+  std::string prev_dir = first > 1 ? round_dir(first - 1) : res.dense_dir;
+  for (int64_t s = first; s <= rounds; ++s) {
+    const std::string dir = round_dir(s);
     RoundRecord rec{s, schedule[static_cast<size_t>(s - 1)], run.total, dir, 0, 0};
     const io::StMetadata meta = stage_metadata(run, s, rounds, rec.pruned);
     auto model = run.fresh_model();

@@ -16,12 +16,21 @@
 #                           other IMP runs are copied in first (imp-95 reuses 10 rounds of
 #                           imp-90, imp-99 13 of imp-95).
 #   summary                 OUT/*/results.json -> OUT/comparison.json and OUT/comparison.md
+#   handoff-save imp-90     IMP to 90% needs ~3 h of 2-core time, more than one session, and
+#                           runs/ does not outlive a session. This saves what the next session
+#                           needs into HANDOFF/imp-90 (committed, ~100 KB): the masks of the
+#                           latest round (gzip), the finished rounds' train logs, and the sha256
+#                           of the dense run's rewind snapshot. The next `imp-90` call restores
+#                           them once `dense` has been rerun (same seed, same code: the same
+#                           bytes, checked) and `lethe prune --resume` continues from that round.
 #   next                    the next unfinished piece, then exit (a driver calls this in a loop
 #                           until it prints "all pieces done"); `all` runs every piece in turn
 # Every piece resumes where it stopped (kill it any time); a finished piece is skipped.
 #
 # Environment: OUT (runs/prune-comparison), DENSE (an existing `lethe train --preset cpu` run to
 # reuse, e.g. runs/cpu-r18w025; default OUT/dense), LETHE (build/lethe), MAX_STAGES (3),
+# HANDOFF (docs/runs/prune-comparison/handoff), REVISION (the git revision LETHE was built
+# from, recorded by handoff-save; default HEAD),
 # REWIND (8: the dense snapshot epoch), RATES ("90 95 99", in percent), IMP_RATES ("90": IMP
 # beyond 90% takes 14 and 21 rounds, too many for a 2-core machine), EXTRA (flags for every
 # train and prune call, e.g. "--data-dir ../shared/data/cifar10 --threads 2").
@@ -32,6 +41,7 @@ OUT=${OUT:-runs/prune-comparison}
 DENSE=${DENSE:-$OUT/dense}
 LETHE=${LETHE:-build/lethe}
 MAX_STAGES=${MAX_STAGES:-3}
+HANDOFF=${HANDOFF:-docs/runs/prune-comparison/handoff}
 REWIND=${REWIND:-8}
 EXTRA=${EXTRA:-}
 RATES=${RATES:-90 95 99}
@@ -90,6 +100,68 @@ share_imp_rounds() {  # copies finished intermediate rounds of the other IMP run
   done
 }
 
+# The folder of IMP round $2 of piece $1: round<s>/, the last round in the piece's own folder.
+imp_round_dir() {
+  if [ "$2" -eq "$(imp_rounds "${1#imp-}")" ]; then echo "$OUT/$1"; else echo "$OUT/$1/round$2"; fi
+}
+
+snapshot_sha() { sha256sum "$DENSE/epoch$REWIND.safetensors" | cut -d' ' -f1; }
+
+handoff_save() {
+  local piece=$1 dst=$HANDOFF/$1 last s r dir
+  last=$(imp_rounds "${piece#imp-}")
+  for ((s = last; s >= 1; --s)); do
+    [ -f "$(imp_round_dir "$piece" "$s")/masks.safetensors" ] && break
+  done
+  [ "$s" -ge 1 ] || { echo "prune_comparison: $OUT/$piece has no round masks to hand over" >&2; return 1; }
+  [ -f "$DENSE/epoch$REWIND.safetensors" ] || { echo "prune_comparison: $DENSE has no epoch$REWIND.safetensors" >&2; return 1; }
+  rm -rf "$dst" && mkdir -p "$dst"
+  gzip -9 -n -c "$(imp_round_dir "$piece" "$s")/masks.safetensors" > "$dst/round$s-masks.safetensors.gz"
+  for ((r = 1; r < s; ++r)); do
+    dir=$(imp_round_dir "$piece" "$r")
+    [ -f "$dir/train_log.json" ] && cp "$dir/train_log.json" "$dst/round$r-train_log.json"
+  done
+  python3 - "$dst/handoff.json" "$piece" "$s" "$(snapshot_sha)" "$DENSE" "$REWIND" \
+    "${REVISION:-$(git rev-parse HEAD)}" "$("$LETHE" --version 2>&1 | head -1)" <<'PY'
+import json, os, sys, time
+path, piece, round_, sha, dense, rewind, rev, version = sys.argv[1:]
+res = os.path.join(dense, "results.json")
+acc = json.load(open(res))["metrics"].get("test_acc_last") if os.path.exists(res) else None
+json.dump({"piece": piece, "next_round": int(round_),
+           "dense_snapshot": f"epoch{rewind}.safetensors of the `dense` piece",
+           "dense_snapshot_sha256": sha, "dense_test_acc_last": acc,
+           "revision": rev, "lethe": version,
+           "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+          open(path, "w"), indent=2)
+PY
+  echo "prune_comparison: handed over $piece at round $s into $dst ($(du -sh "$dst" | cut -f1))"
+}
+
+# Restores a handoff into a piece's empty folder: needs the dense run's snapshot, byte for byte.
+handoff_restore() {
+  local piece=$1 src=$HANDOFF/$1 s want have r dir
+  [ -f "$src/handoff.json" ] || return 0
+  ls "$OUT/$piece"/round*/masks.safetensors "$OUT/$piece/masks.safetensors" >/dev/null 2>&1 && return 0
+  s=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['next_round'])" "$src/handoff.json")
+  want=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['dense_snapshot_sha256'])" "$src/handoff.json")
+  have=$(snapshot_sha)
+  if [ "$have" != "$want" ]; then
+    echo "prune_comparison: $DENSE/epoch$REWIND.safetensors (sha256 $have) is not the snapshot" \
+         "the handed-over $piece masks were derived from ($want); rerun 'dense' with the" \
+         "revision named in $src/handoff.json, or delete $src to start $piece over" >&2
+    return 1
+  fi
+  dir=$(imp_round_dir "$piece" "$s")
+  mkdir -p "$dir"
+  gunzip -c "$src/round$s-masks.safetensors.gz" > "$dir/masks.safetensors"
+  for ((r = 1; r < s; ++r)); do
+    [ -f "$src/round$r-train_log.json" ] || continue
+    mkdir -p "$OUT/$piece/handoff"
+    cp "$src/round$r-train_log.json" "$OUT/$piece/handoff/"
+  done
+  echo "prune_comparison: restored $piece at round $s from $src"
+}
+
 run_piece() {
   local piece=$1 method rate
   if done_piece "$piece"; then echo "prune_comparison: $piece is done"; return 0; fi
@@ -101,6 +173,7 @@ run_piece() {
       [ -f "$DENSE/last.safetensors" ] && resume=(--resume)
       "$LETHE" train --preset cpu --snapshot-epoch "$REWIND" --out "$DENSE" "${resume[@]}" $EXTRA ;;
     summary) summary ;;
+    handoff-save) echo "prune_comparison: usage: handoff-save imp-<rate>" >&2; return 2 ;;
     omp-* | random-* | synflow-* | imp-*)
       method=${piece%-*}
       rate=$(awk "BEGIN { print ${piece#*-} / 100 }")
@@ -111,6 +184,7 @@ run_piece() {
         args+=(--dense "$DENSE")
       fi
       if [ "$method" = imp ]; then
+        handoff_restore "$piece"
         share_imp_rounds "${piece#*-}"
         args+=(--max-stages "$MAX_STAGES")
       fi
@@ -168,6 +242,11 @@ next_piece() {
 }
 
 [ $# -eq 0 ] && set -- next
+if [ "$1" = handoff-save ]; then
+  [ $# -eq 2 ] && [[ $2 == imp-* ]] || { echo "prune_comparison: usage: handoff-save imp-<rate>" >&2; exit 2; }
+  handoff_save "$2"
+  exit
+fi
 for piece in "$@"; do
   case $piece in
     next)

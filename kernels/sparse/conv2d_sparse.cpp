@@ -206,19 +206,12 @@ void sparse_conv2d_forward_cpu(const Conv2dShape& s, const SparsePattern& pat, c
   }
 }
 
+namespace {
+
+/// The im2col path's backward-data (any shape, float and double).
 template <typename T>
-void sparse_conv2d_backward_data_cpu(const Conv2dShape& s, const SparsePattern& pat,
-                                     const T* gy, const T* w, T* gx) {
-  check_call(s, pat, "sparse_conv2d_backward_data");
-  const std::vector<T> vals = gather_values(pat, w);
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    if (sparse_detail::flat_ok(s)) {
-      sparse_detail::flat_backward_data(s, pat, vals.data(), gy, gx);
-      return;
-    }
-  }
-#endif
+void generic_backward_data(const Conv2dShape& s, const SparsePattern& pat, const std::vector<T>& vals,
+                           const T* gy, T* gx) {
   std::vector<T> tvals(vals.size());  // values in the transposed order
   for (size_t e = 0; e < tvals.size(); ++e) tvals[e] = vals[static_cast<size_t>(pat.t_src[e])];
   const int64_t PQ = s.P() * s.Q(), HW = s.H * s.W, g = images_per_task(s);
@@ -255,27 +248,15 @@ void sparse_conv2d_backward_data_cpu(const Conv2dShape& s, const SparsePattern& 
   }
 }
 
+/// The im2col path's backward-weight: each thread's share into partial[thread * nnz + i].
 template <typename T>
-void sparse_conv2d_backward_weight_cpu(const Conv2dShape& s, const SparsePattern& pat,
-                                       const T* x, const T* gy, T* gw, T* gb) {
-  check_call(s, pat, "sparse_conv2d_backward_weight");
+void generic_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const T* x,
+                             const T* gy, T* partial, int nthreads) {
   const int64_t PQ = s.P() * s.Q(), CRS = pat.cols, nnz = pat.nnz(), g = images_per_task(s);
   const int64_t tasks = s.N == 0 ? 0 : (s.N + g - 1) / g;
-  const int nthreads = omp_get_max_threads();
-  std::vector<T> partial(static_cast<size_t>(nthreads * nnz), T(0));
-  bool done = false;
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    if (sparse_detail::flat_ok(s)) {
-      sparse_detail::flat_backward_weight(s, pat, x, gy, partial.data(), nthreads);
-      done = true;
-    }
-  }
-#endif
-  if (!done) {
 #pragma omp parallel num_threads(nthreads)
   {
-    T* part = partial.data() + omp_get_thread_num() * nnz;
+    T* part = partial + omp_get_thread_num() * nnz;
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t n0 = task * g, U = (std::min(s.N, n0 + g) - n0) * PQ;
@@ -302,15 +283,46 @@ void sparse_conv2d_backward_weight_cpu(const Conv2dShape& s, const SparsePattern
       }
     }
   }
-  }
-  // Partials added in thread order: the result depends only on the shape and thread count.
-  std::memset(gw, 0, static_cast<size_t>(s.K * CRS) * sizeof(T));
-  for (int64_t k = 0; k < s.K; ++k)
-    for (int64_t i = pat.row_ptr[static_cast<size_t>(k)]; i < pat.row_ptr[static_cast<size_t>(k + 1)]; ++i) {
-      T v = 0;
-      for (int th = 0; th < nthreads; ++th) v += partial[static_cast<size_t>(th * nnz + i)];
-      gw[k * CRS + pat.col_idx[static_cast<size_t>(i)]] = v;
+}
+
+}  // namespace
+
+template <typename T>
+void sparse_conv2d_backward_cpu(const Conv2dShape& s, const SparsePattern& pat, const T* x,
+                                const T* gy, const T* w, T* gx, T* gw, T* gb) {
+  check_call(s, pat, "sparse_conv2d_backward");
+  const int64_t PQ = s.P() * s.Q(), CRS = pat.cols, nnz = pat.nnz();
+  const int nthreads = omp_get_max_threads();
+  const std::vector<T> vals = gx ? gather_values(pat, w) : std::vector<T>{};
+  std::vector<T> partial(gw ? static_cast<size_t>(nthreads * nnz) : 0, T(0));
+  bool done = false;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (sparse_detail::flat_ok(s) && (gx || gw)) {
+      sparse_detail::flat_backward(s, pat, vals.data(), x, gy, gx, gw ? partial.data() : nullptr,
+                                   nthreads);
+      done = true;
     }
+  }
+#endif
+  if (!done) {
+    if (gx) generic_backward_data(s, pat, vals, gy, gx);
+    if (gw) generic_backward_weight(s, pat, x, gy, partial.data(), nthreads);
+  }
+  if (gw) {
+    // Partials added in thread order: the result depends only on the shape and thread count.
+    // Rows are independent, so the dense gw is zeroed and filled in parallel.
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < s.K; ++k) {
+      T* row = gw + k * CRS;
+      std::memset(row, 0, static_cast<size_t>(CRS) * sizeof(T));
+      for (int64_t i = pat.row_ptr[static_cast<size_t>(k)]; i < pat.row_ptr[static_cast<size_t>(k + 1)]; ++i) {
+        T v = 0;
+        for (int th = 0; th < nthreads; ++th) v += partial[static_cast<size_t>(th * nnz + i)];
+        row[pat.col_idx[static_cast<size_t>(i)]] = v;
+      }
+    }
+  }
   if (gb) {
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < s.K; ++k) {
@@ -326,13 +338,27 @@ void sparse_conv2d_backward_weight_cpu(const Conv2dShape& s, const SparsePattern
   }
 }
 
+template <typename T>
+void sparse_conv2d_backward_data_cpu(const Conv2dShape& s, const SparsePattern& pat,
+                                     const T* gy, const T* w, T* gx) {
+  sparse_conv2d_backward_cpu<T>(s, pat, nullptr, gy, w, gx, nullptr, nullptr);
+}
+
+template <typename T>
+void sparse_conv2d_backward_weight_cpu(const Conv2dShape& s, const SparsePattern& pat,
+                                       const T* x, const T* gy, T* gw, T* gb) {
+  sparse_conv2d_backward_cpu<T>(s, pat, x, gy, nullptr, nullptr, gw, gb);
+}
+
 #define LETHE_SPARSE_CONV_INSTANTIATE(T)                                                      \
   template void sparse_conv2d_forward_cpu<T>(const Conv2dShape&, const SparsePattern&,       \
                                              const T*, const T*, const T*, T*);              \
   template void sparse_conv2d_backward_data_cpu<T>(const Conv2dShape&, const SparsePattern&, \
                                                    const T*, const T*, T*);                  \
   template void sparse_conv2d_backward_weight_cpu<T>(const Conv2dShape&, const SparsePattern&, \
-                                                     const T*, const T*, T*, T*);
+                                                     const T*, const T*, T*, T*);            \
+  template void sparse_conv2d_backward_cpu<T>(const Conv2dShape&, const SparsePattern&,      \
+                                              const T*, const T*, const T*, T*, T*, T*);
 LETHE_SPARSE_CONV_INSTANTIATE(float)
 LETHE_SPARSE_CONV_INSTANTIATE(double)
 #undef LETHE_SPARSE_CONV_INSTANTIATE

@@ -55,5 +55,11 @@ void sparse_conv2d_backward_data_cpu(const Conv2dShape& s, const SparsePattern& 
 template <typename T>
 void sparse_conv2d_backward_weight_cpu(const Conv2dShape& s, const SparsePattern& pat,
                                        const T* x, const T* gy, T* gw, T* gb);
+// Both backward products in one pass over the images (each image's gy is laid out once):
+// gx when not null (needs w), gw when not null (needs x), gb when not null. The same bits
+// as the two calls above.
+template <typename T>
+void sparse_conv2d_backward_cpu(const Conv2dShape& s, const SparsePattern& pat, const T* x,
+                                const T* gy, const T* w, T* gx, T* gw, T* gb);
 
 }  // namespace lethe::kernels

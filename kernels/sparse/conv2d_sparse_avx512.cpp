@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "kernels/check.h"
@@ -67,18 +68,41 @@ int64_t images_per_task(const Conv2dShape& s) {
   return std::min<int64_t>(std::max<int64_t>(s.N, 1), std::max<int64_t>(1, (256 + HpWp - 1) / HpWp));
 }
 
+/// Writes rows[0..n) of `len` floats to dst at starts[i] (ascending, non-overlapping) and zeros
+/// to every other float of dst[0, end): each float written once. Why not memset the whole
+/// buffer first: that doubles the stores of a fill, and the padding is a small part of it.
+struct RowCopier {
+  float* dst;
+  int64_t pos = 0;
+  void copy(int64_t start, const float* src, int64_t len) {
+    std::memset(dst + pos, 0, static_cast<size_t>(start - pos) * sizeof(float));
+    std::memcpy(dst + start, src, static_cast<size_t>(len) * sizeof(float));
+    pos = start + len;
+  }
+  void zero_to(int64_t end) {
+    std::memset(dst + pos, 0, static_cast<size_t>(end - pos) * sizeof(float));
+    pos = end;
+  }
+};
+
 /// xp[plane * Lx + ...]: images n0 .. n0+g-1 of x, zero padded, split into phase planes.
 void fill_xp(const Conv2dShape& s, const Flat& f, const float* x, int64_t n0, int64_t g, float* xp) {
+  if (f.st == 1) {
+    for (int64_t c = 0; c < s.C; ++c) {
+      RowCopier out{xp + c * f.Lx};
+      for (int64_t n = 0; n < g; ++n) {
+        const float* src = x + ((n0 + n) * s.C + c) * s.H * s.W;
+        for (int64_t h = 0; h < s.H; ++h)
+          out.copy(n * f.HpWp + (h + s.pad) * f.Wp + s.pad, src + h * s.W, s.W);
+      }
+      out.zero_to(f.Lx);
+    }
+    return;
+  }
   std::memset(xp, 0, static_cast<size_t>(s.C * f.phases * f.Lx) * sizeof(float));
   for (int64_t c = 0; c < s.C; ++c)
     for (int64_t n = 0; n < g; ++n) {
       const float* src = x + ((n0 + n) * s.C + c) * s.H * s.W;
-      if (f.st == 1) {
-        float* dst = xp + c * f.Lx + n * f.HpWp + s.pad * f.Wp + s.pad;
-        for (int64_t h = 0; h < s.H; ++h)
-          std::memcpy(dst + h * f.Wp, src + h * s.W, static_cast<size_t>(s.W) * sizeof(float));
-        continue;
-      }
       for (int64_t h = 0; h < s.H; ++h) {
         const int64_t hh = h + s.pad;
         for (int64_t w = 0; w < s.W; ++w) {
@@ -95,55 +119,79 @@ void fill_xp(const Conv2dShape& s, const Flat& f, const float* x, int64_t n0, in
 void fill_gyflat(const Conv2dShape& s, const Flat& f, const float* gy, int64_t n0, int64_t g,
                  float* gyf) {
   const int64_t P = s.P(), Q = s.Q();
-  std::memset(gyf, 0, static_cast<size_t>(s.K * f.Lg) * sizeof(float));
-  for (int64_t k = 0; k < s.K; ++k)
+  for (int64_t k = 0; k < s.K; ++k) {
+    RowCopier out{gyf + k * f.Lg};
     for (int64_t n = 0; n < g; ++n) {
       const float* src = gy + ((n0 + n) * s.K + k) * P * Q;
-      float* dst = gyf + k * f.Lg + f.lead + n * f.HpWp;
-      for (int64_t p = 0; p < P; ++p)
-        std::memcpy(dst + p * f.Wp, src + p * Q, static_cast<size_t>(Q) * sizeof(float));
+      for (int64_t p = 0; p < P; ++p) out.copy(f.lead + n * f.HpWp + p * f.Wp, src + p * Q, Q);
     }
+    out.zero_to(f.Lg);
+  }
+}
+
+/// Accumulators per row: kV registers of 16 positions, one FMA chain each, one link per
+/// nonzero. 8 (128 positions, with 32-source tiles) measured no faster on Zen 5, which issues
+/// two 512-bit FMAs per cycle, and slower at 25% density (docs/sparse.md).
+constexpr int kV = 4;
+constexpr int64_t kBlock = 16 * kV;  // positions per block
+
+/// body.template run<n>(o0) for the n < kV registers left at the end, 1 <= n <= V.
+template <int V, class Body>
+void run_tail(int n, int64_t o0, const Body& body) {
+  if constexpr (V >= 1) {
+    if (n == V) body.template run<V>(o0);
+    else run_tail<V - 1>(n, o0, body);
+  }
+}
+
+/// Calls body.template run<V>(o0) for each block of positions of [0, L): blocks of kV
+/// registers, then one block of the (L % kBlock) / 16 left (L is a multiple of 16).
+template <class Body>
+void for_each_position_block(int64_t L, const Body& body) {
+  int64_t o0 = 0;
+  for (; o0 + kBlock <= L; o0 += kBlock) body.template run<kV>(o0);
+  run_tail<kV - 1>(static_cast<int>((L - o0) / 16), o0, body);
 }
 
 /// out[m * L + o] = sum over e in [ptr[m], ptr[m+1]) of val[e] * in[off[e] + o], o in [0, L),
-/// L a multiple of 16. Positions in blocks of 64 (4 accumulators), then a 16-wide tail.
-void shifted_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val,
-                  const int64_t* off, const float* in, float* out) {
-  int64_t o0 = 0;
-  for (; o0 + 64 <= L; o0 += 64)
+/// L a multiple of 16: per block of positions and row, one broadcast weight and V unaligned
+/// loads per nonzero into V accumulators.
+struct ShiftedSpmm {
+  int64_t M, L;
+  const int64_t* ptr;
+  const float* val;
+  const int64_t* off;
+  const float* in;
+  float* out;
+  template <int V>
+  void run(int64_t o0) const {
     for (int64_t m = 0; m < M; ++m) {
-      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      __m512 a[V];
+      for (int v = 0; v < V; ++v) a[v] = _mm512_setzero_ps();
       for (int64_t e = ptr[m]; e < ptr[m + 1]; ++e) {
         const __m512 w = _mm512_set1_ps(val[e]);
         const float* p = in + off[e] + o0;
-        a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p), a0);
-        a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 16), a1);
-        a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 32), a2);
-        a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 48), a3);
+        for (int v = 0; v < V; ++v) a[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 16 * v), a[v]);
       }
       float* d = out + m * L + o0;
-      _mm512_storeu_ps(d, a0);
-      _mm512_storeu_ps(d + 16, a1);
-      _mm512_storeu_ps(d + 32, a2);
-      _mm512_storeu_ps(d + 48, a3);
+      for (int v = 0; v < V; ++v) _mm512_storeu_ps(d + 16 * v, a[v]);
     }
-  for (; o0 < L; o0 += 16)
-    for (int64_t m = 0; m < M; ++m) {
-      __m512 a0 = _mm512_setzero_ps();
-      for (int64_t e = ptr[m]; e < ptr[m + 1]; ++e)
-        a0 = _mm512_fmadd_ps(_mm512_set1_ps(val[e]), _mm512_loadu_ps(in + off[e] + o0), a0);
-      _mm512_storeu_ps(out + m * L + o0, a0);
-    }
+  }
+};
+
+void shifted_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val,
+                  const int64_t* off, const float* in, float* out) {
+  for_each_position_block(L, ShiftedSpmm{M, L, ptr, val, off, in, out});
 }
 
 /// The staged form of shifted_spmm, for rows dense enough that each staged input serves many
 /// entries. The entries of a row are sorted by source (src[e] ascending), source i reading
-/// in[soff[i] + o]. Per block of 64 positions and block of kSrcBlock sources, each source's
-/// 64 inputs are copied once into an aligned 16 KiB tile that stays in L1, and every row's
-/// entries of that source block run against it. Why: shifted_spmm reads its inputs straight
-/// from the shifted windows, which from 64 channels up no longer fit L1, so each entry's four
-/// unaligned loads (five cache lines) mostly come from L2; here they are four aligned L1 loads
-/// (1.2-1.4x faster at 25-50% density, docs/sparse.md). Same sums, in the same order.
+/// in[soff[i] + o]. Per block of kBlock positions and block of kSrcBlock sources, each
+/// source's inputs are copied once into an aligned 16 KiB tile that stays in L1, and every
+/// row's entries of that source block run against it. Why: shifted_spmm reads its inputs
+/// straight from the shifted windows, which from 64 channels up no longer fit L1, so each
+/// entry's unaligned loads mostly come from L2; here they are aligned L1 loads (1.2-1.4x
+/// faster at 25-50% density, docs/sparse.md). Same sums, in the same order.
 constexpr int64_t kSrcBlock = 64;
 
 int64_t source_blocks(int64_t nsrc) { return (nsrc + kSrcBlock - 1) / kSrcBlock; }
@@ -163,47 +211,46 @@ std::vector<int64_t> source_segments(int64_t M, const int64_t* ptr, const int32_
   return seg;
 }
 
-/// Positions [o0, o0 + 16V) of every row.
-template <int V>
-void tiled_block(int64_t M, int64_t L, int64_t o0, int64_t nsrc, int64_t nb, const int64_t* seg,
-                 const float* val, const int32_t* src, const int64_t* soff, const float* in,
-                 float* out, float* tile) {
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t s0 = b * kSrcBlock, s1 = std::min(nsrc, s0 + kSrcBlock);
-    for (int64_t i = s0; i < s1; ++i)
-      for (int v = 0; v < V; ++v)
-        _mm512_store_ps(tile + (i - s0) * 64 + 16 * v, _mm512_loadu_ps(in + soff[i] + o0 + 16 * v));
-    for (int64_t m = 0; m < M; ++m) {
-      const int64_t* sm = seg + m * (nb + 1);
-      const int64_t e0 = sm[b], e1 = sm[b + 1];
-      if (e0 == e1 && b > 0) continue;  // block 0 always writes: it starts every sum at 0
-      float* d = out + m * L + o0;
-      __m512 a[V];
-      for (int v = 0; v < V; ++v) a[v] = b == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(d + 16 * v);
-      for (int64_t e = e0; e < e1; ++e) {
-        const __m512 w = _mm512_set1_ps(val[e]);
-        const float* t = tile + (src[e] - s0) * 64;
-        for (int v = 0; v < V; ++v) a[v] = _mm512_fmadd_ps(w, _mm512_load_ps(t + 16 * v), a[v]);
+struct TiledSpmm {
+  int64_t M, L, nsrc, nb;
+  const int64_t* seg;
+  const float* val;
+  const int32_t* src;
+  const int64_t* soff;
+  const float* in;
+  float* out;
+  float* tile;  // kSrcBlock x kBlock, 64-byte aligned
+  template <int V>
+  void run(int64_t o0) const {
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t s0 = b * kSrcBlock, s1 = std::min(nsrc, s0 + kSrcBlock);
+      for (int64_t i = s0; i < s1; ++i)
+        for (int v = 0; v < V; ++v)
+          _mm512_store_ps(tile + (i - s0) * kBlock + 16 * v, _mm512_loadu_ps(in + soff[i] + o0 + 16 * v));
+      for (int64_t m = 0; m < M; ++m) {
+        const int64_t* sm = seg + m * (nb + 1);
+        const int64_t e0 = sm[b], e1 = sm[b + 1];
+        if (e0 == e1 && b > 0) continue;  // block 0 always writes: it starts every sum at 0
+        float* d = out + m * L + o0;
+        __m512 a[V];
+        for (int v = 0; v < V; ++v) a[v] = b == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(d + 16 * v);
+        for (int64_t e = e0; e < e1; ++e) {
+          const __m512 w = _mm512_set1_ps(val[e]);
+          const float* t = tile + (src[e] - s0) * kBlock;
+          for (int v = 0; v < V; ++v) a[v] = _mm512_fmadd_ps(w, _mm512_load_ps(t + 16 * v), a[v]);
+        }
+        for (int v = 0; v < V; ++v) _mm512_storeu_ps(d + 16 * v, a[v]);
       }
-      for (int v = 0; v < V; ++v) _mm512_storeu_ps(d + 16 * v, a[v]);
     }
   }
-}
+};
 
-void tiled_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val, const int32_t* src,
-                int64_t nsrc, const int64_t* soff, const std::vector<int64_t>& seg,
-                const float* in, float* out) {
-  alignas(64) thread_local float tile[kSrcBlock * 64];
-  const int64_t nb = source_blocks(nsrc);
-  int64_t o0 = 0;
-  for (; o0 + 64 <= L; o0 += 64)
-    tiled_block<4>(M, L, o0, nsrc, nb, seg.data(), val, src, soff, in, out, tile);
-  switch ((L - o0) / 16) {  // L is a multiple of 16
-    case 3: tiled_block<3>(M, L, o0, nsrc, nb, seg.data(), val, src, soff, in, out, tile); break;
-    case 2: tiled_block<2>(M, L, o0, nsrc, nb, seg.data(), val, src, soff, in, out, tile); break;
-    case 1: tiled_block<1>(M, L, o0, nsrc, nb, seg.data(), val, src, soff, in, out, tile); break;
-    default: break;
-  }
+/// seg: source_segments of the rows' entries.
+void tiled_spmm(int64_t M, int64_t L, const float* val, const int32_t* src, int64_t nsrc,
+                const int64_t* soff, const std::vector<int64_t>& seg, const float* in, float* out) {
+  alignas(64) thread_local float tile[kSrcBlock * kBlock];
+  for_each_position_block(L, TiledSpmm{M, L, nsrc, source_blocks(nsrc), seg.data(), val, src,
+                                       soff, in, out, tile});
 }
 
 /// Staging pays when a row's entries per source block average at least this many, i.e. from
@@ -276,7 +323,7 @@ void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* v
     float* yf = scratch<float>(1, s.K * f.L);
     fill_xp(s, f, x, n0, gn, xp);
     if (tiled)
-      tiled_spmm(s.K, f.L, pat.row_ptr.data(), vals, pat.col_idx.data(), pat.cols, col_off.data(), seg, xp, yf);
+      tiled_spmm(s.K, f.L, vals, pat.col_idx.data(), pat.cols, col_off.data(), seg, xp, yf);
     else
       shifted_spmm(s.K, f.L, pat.row_ptr.data(), vals, off.data(), xp, yf);
     for (int64_t k = 0; k < s.K; ++k) {
@@ -288,72 +335,6 @@ void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* v
           for (int64_t q = 0; q < Q; ++q) dst[q] = src[q] + b;
         }
     }
-  });
-}
-
-void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
-                        const float* gy, float* gx) {
-  const int64_t g = images_per_task(s), RS = s.R * s.S, nnz = pat.nnz();
-  const Flat f0(s, g);
-  // Rows of the transposed product: the xp planes (c, a, b). Its sources are the (k, r, s):
-  // gyflat row k at shift -f.shift(r, s). Each CSR entry (k; c, r, s) goes to row
-  // f.plane(c, r, s) as source k*RS + r*S + s; a counting sort over the planes, walking the
-  // CSR in order, leaves each row's entries sorted by source, as tiled_spmm needs.
-  const int64_t M = s.C * f0.phases, nsrc = s.K * RS;
-  std::vector<int64_t> ptr(static_cast<size_t>(M + 1), 0);
-  std::vector<int64_t> src_off(static_cast<size_t>(nsrc));
-  std::vector<int32_t> src(static_cast<size_t>(nnz));
-  std::vector<float> val(static_cast<size_t>(nnz));
-  for (int64_t q = 0; q < nsrc; ++q)
-    src_off[static_cast<size_t>(q)] = (q / RS) * f0.Lg + f0.lead - f0.shift((q % RS) / s.S, q % s.S);
-  // Per column j: its plane and tap, looked up per entry (divisions per entry cost ~10 ms a
-  // call at a million entries).
-  std::vector<int32_t> plane_of(static_cast<size_t>(pat.cols)), tap_of(static_cast<size_t>(pat.cols));
-  for (int64_t j = 0; j < pat.cols; ++j) {
-    plane_of[static_cast<size_t>(j)] = static_cast<int32_t>(f0.plane(j / RS, (j / s.S) % s.R, j % s.S));
-    tap_of[static_cast<size_t>(j)] = static_cast<int32_t>(j % RS);
-  }
-  for (int64_t e = 0; e < nnz; ++e) ++ptr[static_cast<size_t>(plane_of[static_cast<size_t>(pat.col_idx[static_cast<size_t>(e)])] + 1)];
-  for (int64_t m = 0; m < M; ++m) ptr[static_cast<size_t>(m + 1)] += ptr[static_cast<size_t>(m)];
-  std::vector<int64_t> next(ptr.begin(), ptr.end() - 1);
-  for (int64_t k = 0; k < s.K; ++k)
-    for (int64_t e = pat.row_ptr[static_cast<size_t>(k)]; e < pat.row_ptr[static_cast<size_t>(k + 1)]; ++e) {
-      const size_t j = static_cast<size_t>(pat.col_idx[static_cast<size_t>(e)]);
-      const int64_t q = k * RS + tap_of[j];
-      const int64_t d = next[static_cast<size_t>(plane_of[j])]++;
-      src[static_cast<size_t>(d)] = static_cast<int32_t>(q);
-      val[static_cast<size_t>(d)] = vals[e];
-    }
-  const bool tiled = flat_backward_data_tiles(s, pat);
-  const std::vector<int64_t> off = tiled ? std::vector<int64_t>{} : entry_offsets(src, src_off);
-  const std::vector<int64_t> seg =
-      tiled ? source_segments(M, ptr.data(), src.data(), nsrc) : std::vector<int64_t>{};
-  for_each_task(s, g, [&](int64_t n0, int64_t gn) {
-    const Flat& f = f0;
-    float* gyf = scratch<float>(2, s.K * f.Lg);
-    float* gxp = scratch<float>(3, M * f.L);
-    fill_gyflat(s, f, gy, n0, gn, gyf);
-    if (tiled)
-      tiled_spmm(M, f.L, ptr.data(), val.data(), src.data(), nsrc, src_off.data(), seg, gyf, gxp);
-    else
-      shifted_spmm(M, f.L, ptr.data(), val.data(), off.data(), gyf, gxp);
-    for (int64_t c = 0; c < s.C; ++c)
-      for (int64_t n = 0; n < gn; ++n) {
-        float* dst = gx + ((n0 + n) * s.C + c) * s.H * s.W;
-        for (int64_t h = 0; h < s.H; ++h) {
-          const int64_t hh = h + s.pad;
-          if (f.st == 1) {
-            std::memcpy(dst + h * s.W, gxp + c * f.L + n * f.HpWp + hh * f.Wp + s.pad,
-                        static_cast<size_t>(s.W) * sizeof(float));
-            continue;
-          }
-          for (int64_t w = 0; w < s.W; ++w) {
-            const int64_t ww = w + s.pad;
-            dst[h * s.W + w] =
-                gxp[f.plane(c, hh, ww) * f.L + n * f.HpWp + (hh / f.st) * f.Wp + ww / f.st];
-          }
-        }
-      }
   });
 }
 
@@ -373,54 +354,160 @@ float hsum(__m512 v) {
   return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
+/// part[u] += sum_o gk[o] * xp[off[u] + o] for u < U, o in [0, L): U dot products sharing each
+/// gk load, each in C accumulators (positions 16c, 16(c + C), ...; L a multiple of 16 * C).
+template <int U, int C>
+void dot_products(const float* gk, const float* xp, const int64_t* off, int64_t L, float* part) {
+  const float* p[U];
+  for (int u = 0; u < U; ++u) p[u] = xp + off[u];
+  __m512 a[U][C];
+  for (int u = 0; u < U; ++u)
+    for (int c = 0; c < C; ++c) a[u][c] = _mm512_setzero_ps();
+  int64_t o = 0;
+  for (; o + 16 * C <= L; o += 16 * C)
+    for (int c = 0; c < C; ++c) {
+      const __m512 gv = _mm512_loadu_ps(gk + o + 16 * c);
+      for (int u = 0; u < U; ++u) a[u][c] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p[u] + o + 16 * c), a[u][c]);
+    }
+  for (; o < L; o += 16) {
+    const __m512 gv = _mm512_loadu_ps(gk + o);
+    for (int u = 0; u < U; ++u) a[u][0] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p[u] + o), a[u][0]);
+  }
+  for (int u = 0; u < U; ++u) {
+    __m512 t = a[u][0];
+    for (int c = 1; c < C; ++c) t = _mm512_add_ps(t, a[u][c]);
+    part[u] += hsum(t);
+  }
+}
+
+/// Backward-data as a product over the xp planes (c, a, b), built once per call.
+struct BackwardDataPlan {
+  const Conv2dShape& s;
+  Flat f;
+  int64_t M, nsrc;
+  std::vector<int64_t> ptr, src_off, off, seg;
+  std::vector<int32_t> src;
+  std::vector<float> val;
+  bool tiled;
+
+  // Rows of the transposed product: the xp planes (c, a, b). Its sources are the (k, r, s):
+  // gyflat row k at shift -f.shift(r, s). Each CSR entry (k; c, r, s) goes to row
+  // f.plane(c, r, s) as source k*RS + r*S + s; a counting sort over the planes, walking the
+  // CSR in order, leaves each row's entries sorted by source, as tiled_spmm needs.
+  BackwardDataPlan(const Conv2dShape& shape, const SparsePattern& pat, const float* vals)
+      : s(shape), f(shape, images_per_task(shape)) {
+    const int64_t RS = s.R * s.S, nnz = pat.nnz();
+    M = s.C * f.phases;
+    nsrc = s.K * RS;
+    ptr.assign(static_cast<size_t>(M + 1), 0);
+    src_off.resize(static_cast<size_t>(nsrc));
+    src.resize(static_cast<size_t>(nnz));
+    val.resize(static_cast<size_t>(nnz));
+    for (int64_t q = 0; q < nsrc; ++q)
+      src_off[static_cast<size_t>(q)] = (q / RS) * f.Lg + f.lead - f.shift((q % RS) / s.S, q % s.S);
+    // Per column j: its plane and tap, looked up per entry (divisions per entry cost ~10 ms a
+    // call at a million entries).
+    std::vector<int32_t> plane_of(static_cast<size_t>(pat.cols)), tap_of(static_cast<size_t>(pat.cols));
+    for (int64_t j = 0; j < pat.cols; ++j) {
+      plane_of[static_cast<size_t>(j)] = static_cast<int32_t>(f.plane(j / RS, (j / s.S) % s.R, j % s.S));
+      tap_of[static_cast<size_t>(j)] = static_cast<int32_t>(j % RS);
+    }
+    for (int64_t e = 0; e < nnz; ++e)
+      ++ptr[static_cast<size_t>(plane_of[static_cast<size_t>(pat.col_idx[static_cast<size_t>(e)])] + 1)];
+    for (int64_t m = 0; m < M; ++m) ptr[static_cast<size_t>(m + 1)] += ptr[static_cast<size_t>(m)];
+    std::vector<int64_t> next(ptr.begin(), ptr.end() - 1);
+    for (int64_t k = 0; k < s.K; ++k)
+      for (int64_t e = pat.row_ptr[static_cast<size_t>(k)]; e < pat.row_ptr[static_cast<size_t>(k + 1)]; ++e) {
+        const size_t j = static_cast<size_t>(pat.col_idx[static_cast<size_t>(e)]);
+        const int64_t d = next[static_cast<size_t>(plane_of[j])]++;
+        src[static_cast<size_t>(d)] = static_cast<int32_t>(k * RS + tap_of[j]);
+        val[static_cast<size_t>(d)] = vals[e];
+      }
+    tiled = flat_backward_data_tiles(s, pat);
+    if (tiled)
+      seg = source_segments(M, ptr.data(), src.data(), nsrc);
+    else
+      off = entry_offsets(src, src_off);
+  }
+
+  /// gx of images n0 .. n0+gn-1 from their gyflat.
+  void task(const float* gyf, int64_t n0, int64_t gn, float* gx) const {
+    float* gxp = scratch<float>(3, M * f.L);
+    if (tiled)
+      tiled_spmm(M, f.L, val.data(), src.data(), nsrc, src_off.data(), seg, gyf, gxp);
+    else
+      shifted_spmm(M, f.L, ptr.data(), val.data(), off.data(), gyf, gxp);
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t n = 0; n < gn; ++n) {
+        float* dst = gx + ((n0 + n) * s.C + c) * s.H * s.W;
+        for (int64_t h = 0; h < s.H; ++h) {
+          const int64_t hh = h + s.pad;
+          if (f.st == 1) {
+            std::memcpy(dst + h * s.W, gxp + c * f.L + n * f.HpWp + hh * f.Wp + s.pad,
+                        static_cast<size_t>(s.W) * sizeof(float));
+            continue;
+          }
+          for (int64_t w = 0; w < s.W; ++w) {
+            const int64_t ww = w + s.pad;
+            dst[h * s.W + w] =
+                gxp[f.plane(c, hh, ww) * f.L + n * f.HpWp + (hh / f.st) * f.Wp + ww / f.st];
+          }
+        }
+      }
+  }
+};
+
+/// Backward-weight: the dot products at the CSR entries, per task into a thread's partial.
+struct BackwardWeightPlan {
+  const Conv2dShape& s;
+  const SparsePattern& pat;
+  Flat f;
+  std::vector<int64_t> off;
+
+  BackwardWeightPlan(const Conv2dShape& shape, const SparsePattern& p)
+      : s(shape), pat(p), f(shape, images_per_task(shape)),
+        off(entry_offsets(p.col_idx, column_offsets(shape, f))) {}
+
+  /// Adds the images n0 .. n0+gn-1 (x, and their gyflat) into part.
+  void task(const float* x, const float* gyf, int64_t n0, int64_t gn, float* part) const {
+    float* xp = scratch<float>(0, s.C * f.phases * f.Lx);
+    fill_xp(s, f, x, n0, gn, xp);
+    for (int64_t k = 0; k < s.K; ++k) {
+      const float* gk = gyf + k * f.Lg + f.lead;
+      int64_t i = pat.row_ptr[static_cast<size_t>(k)];
+      const int64_t i1 = pat.row_ptr[static_cast<size_t>(k + 1)];
+      // 4 nonzeros share each gy load (8 measured no faster, on Zen 4 and Zen 5); the rest of
+      // the row one at a time, in two chains.
+      for (; i + 4 <= i1; i += 4) dot_products<4, 1>(gk, xp, off.data() + i, f.L, part + i);
+      for (; i < i1; ++i) dot_products<1, 2>(gk, xp, off.data() + i, f.L, part + i);
+    }
+  }
+};
+
 }  // namespace
 
-void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const float* x,
-                          const float* gy, float* partial_all, int nthreads) {
+void flat_backward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
+                   const float* x, const float* gy, float* gx, float* partial_all, int nthreads) {
   const int64_t g = images_per_task(s), nnz = pat.nnz();
-  const Flat f0(s, g);
-  const std::vector<int64_t> off = entry_offsets(pat.col_idx, column_offsets(s, f0));
   const int64_t tasks = s.N == 0 ? 0 : (s.N + g - 1) / g;
+  std::optional<BackwardDataPlan> data;
+  std::optional<BackwardWeightPlan> weight;
+  if (gx) data.emplace(s, pat, vals);
+  if (partial_all) weight.emplace(s, pat);
+  const Flat f(s, g);
+  // One task loop for both products: each task's gy is laid out once and is still in L2 when
+  // the second product reads it. The static schedule gives each thread the same tasks as the
+  // separate loops would, so backward-weight's partials (and gw) are the same bits.
 #pragma omp parallel num_threads(nthreads)
   {
-    float* part = partial_all + omp_get_thread_num() * nnz;
+    float* part = partial_all ? partial_all + omp_get_thread_num() * nnz : nullptr;
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t n0 = t * g, gn = std::min(g, s.N - n0);
-      const Flat& f = f0;
-      float* xp = scratch<float>(0, s.C * f.phases * f.Lx);
       float* gyf = scratch<float>(2, s.K * f.Lg);
-      fill_xp(s, f, x, n0, gn, xp);
       fill_gyflat(s, f, gy, n0, gn, gyf);
-      for (int64_t k = 0; k < s.K; ++k) {
-        const float* gk = gyf + k * f.Lg + f.lead;
-        int64_t i = pat.row_ptr[static_cast<size_t>(k)];
-        const int64_t i1 = pat.row_ptr[static_cast<size_t>(k + 1)];
-        // 4 nonzeros share each gy load (8 measured no faster).
-        for (; i + 4 <= i1; i += 4) {
-          const float* p[4];
-          for (int u = 0; u < 4; ++u) p[u] = xp + off[static_cast<size_t>(i + u)];
-          __m512 a[4];
-          for (int u = 0; u < 4; ++u) a[u] = _mm512_setzero_ps();
-          for (int64_t o = 0; o < f.L; o += 16) {
-            const __m512 gv = _mm512_loadu_ps(gk + o);
-            for (int u = 0; u < 4; ++u) a[u] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(p[u] + o), a[u]);
-          }
-          for (int u = 0; u < 4; ++u) part[i + u] += hsum(a[u]);
-        }
-        for (; i < i1; ++i) {
-          const float* p0 = xp + off[static_cast<size_t>(i)];
-          __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-          int64_t o = 0;
-          for (; o + 32 <= f.L; o += 32) {
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(gk + o), _mm512_loadu_ps(p0 + o), a0);
-            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(gk + o + 16), _mm512_loadu_ps(p0 + o + 16), a1);
-          }
-          for (; o < f.L; o += 16)
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(gk + o), _mm512_loadu_ps(p0 + o), a0);
-          part[i] += hsum(_mm512_add_ps(a0, a1));
-        }
-      }
+      if (data) data->task(gyf, n0, gn, gx);
+      if (weight) weight->task(x, gyf, n0, gn, part);
     }
   }
 }

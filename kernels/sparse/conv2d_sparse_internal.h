@@ -30,12 +30,11 @@ bool flat_backward_data_tiles(const Conv2dShape& s, const SparsePattern& pat);
 /// vals: the weights at the CSR entries.
 void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
                   const float* x, const float* bias, float* y);
-void flat_backward_data(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
-                        const float* gy, float* gx);
-/// Adds each thread's share of gw at the CSR entries into partial[thread * nnz + i]
-/// (zeroed by the caller; `nthreads` threads).
-void flat_backward_weight(const Conv2dShape& s, const SparsePattern& pat, const float* x,
-                          const float* gy, float* partial, int nthreads);
+/// Backward-data into gx (when not null) and backward-weight (when partial is not null): adds
+/// each thread's share of gw at the CSR entries into partial[thread * nnz + i] (zeroed by the
+/// caller; `nthreads` threads). One task loop for both.
+void flat_backward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
+                   const float* x, const float* gy, float* gx, float* partial, int nthreads);
 #endif
 
 }  // namespace lethe::kernels::sparse_detail

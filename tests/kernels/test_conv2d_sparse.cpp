@@ -217,6 +217,41 @@ TEST(SparseConv2d, RepeatedCallsAreBitIdentical) {
   EXPECT_EQ(a, b);
 }
 
+template <typename T>
+void check_fused_backward(const Conv2dShape& s, double density, uint32_t seed) {
+  const int64_t CRS = s.C * s.R * s.S;
+  const auto x = random_vector<T>(s.N * s.C * s.H * s.W, seed);
+  const auto gy = random_vector<T>(s.N * s.K * s.P() * s.Q(), seed + 1);
+  const auto w = random_vector<T>(s.K * CRS, seed + 2);
+  const auto mask = random_mask(s.K * CRS, density, seed + 3);
+  const SparsePattern pat = lethe::kernels::make_sparse_pattern(s.K, CRS, mask.data());
+  std::vector<T> gx1(x.size()), gw1(w.size()), gb1(static_cast<size_t>(s.K));
+  std::vector<T> gx2(x.size(), T(7)), gw2(w.size(), T(7)), gb2(static_cast<size_t>(s.K), T(7));
+  lethe::kernels::sparse_conv2d_backward_data_cpu<T>(s, pat, gy.data(), w.data(), gx1.data());
+  lethe::kernels::sparse_conv2d_backward_weight_cpu<T>(s, pat, x.data(), gy.data(), gw1.data(),
+                                                       gb1.data());
+  lethe::kernels::sparse_conv2d_backward_cpu<T>(s, pat, x.data(), gy.data(), w.data(), gx2.data(),
+                                                gw2.data(), gb2.data());
+  EXPECT_EQ(gx1, gx2);
+  EXPECT_EQ(gw1, gw2);
+  EXPECT_EQ(gb1, gb2);
+}
+
+TEST(SparseConv2d, FusedBackwardGivesTheBitsOfTheSeparateCalls) {
+  // Stride 1 and 2, a short last task (5 images, 4 per task at 6x6), the tiled and the
+  // direct forms, float (the AVX-512 path where built) and double (the im2col path).
+  const Conv2dShape shapes[] = {make(3, 24, 11, 13, 20, 3, 3, 1, 1),
+                                make(5, 16, 6, 6, 24, 3, 3, 1, 1),
+                                make(2, 8, 12, 12, 32, 3, 3, 2, 1)};
+  uint32_t seed = 900;
+  for (const Conv2dShape& s : shapes)
+    for (double d : {0.5, 0.05}) {
+      check_fused_backward<float>(s, d, seed);
+      check_fused_backward<double>(s, d, seed);
+      seed += 11;
+    }
+}
+
 TEST(SparseConv2d, PatternOfAnotherShapeIsRejected) {
   const std::vector<uint8_t> m(4 * 27, 1);
   const SparsePattern p = lethe::kernels::make_sparse_pattern(4, 27, m.data());

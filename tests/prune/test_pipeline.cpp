@@ -222,6 +222,21 @@ TEST(ImpPipeline, RoundsKeepPointEightPowersAndResumeByRoundToTheSameBytes) {
   EXPECT_TRUE(fs::exists(dir / "c/round2/last.safetensors"));  // the one stage of this call
   EXPECT_FALSE(fs::exists(dir / "c/round3"));
 
+  // A handoff: the dense run and the last round's masks, no round checkpoints, continue to
+  // the same bytes (round 1 is recorded but not trained again).
+  fs::create_directories(dir / "d");
+  fs::copy(dir / "a/dense", dir / "d/dense", fs::copy_options::recursive);
+  fs::copy(dir / "a/masks.safetensors", dir / "d/masks.safetensors");
+  prune::PipelineOptions d = imp_options(s, dir / "d");
+  d.resume = true;
+  const prune::PipelineResult rd = prune::run_pipeline(s.spec, s.data, s.idx, s.data, {}, d);
+  ASSERT_TRUE(rd.finished);
+  ASSERT_EQ(rd.rounds.size(), 2u);
+  EXPECT_EQ(rd.rounds[0].pruned, a.rounds[0].pruned);
+  EXPECT_EQ(rd.rounds[0].train_seconds, 0.0);
+  EXPECT_FALSE(fs::exists(dir / "d/round1"));
+  EXPECT_EQ(bytes_of(dir / "a/last.safetensors"), bytes_of(dir / "d/last.safetensors"));
+
   // A finished run resumed again trains nothing and gives the same model.
   const prune::PipelineResult again = prune::run_pipeline(s.spec, s.data, s.idx, s.data, {}, b);
   EXPECT_TRUE(again.finished);
