@@ -20,14 +20,17 @@
 // Forward and backward-data are one kernel (shifted_spmm): 64 positions in 4 registers,
 // one broadcast weight and 4 unaligned loads per nonzero, 4 independent FMA chains. Where a
 // row has many nonzeros per 64 sources (density above ~12%), tiled_spmm first copies the 64
-// sources' inputs into an aligned tile in L1 and runs the same sums against it.
+// sources' inputs into an aligned tile in L1 and runs the same sums against it (128
+// positions in 8 registers where L1 is large enough).
 // Backward-weight takes the nonzeros of a row 4 at a time so each gy vector loaded serves 4
 // FMAs, folds each dot product once per task, and sums per-thread partials in thread order.
 // Determinism: a fixed order everywhere for a given shape and thread count.
 #include <immintrin.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -129,13 +132,7 @@ void fill_gyflat(const Conv2dShape& s, const Flat& f, const float* gy, int64_t n
   }
 }
 
-/// Accumulators per row: kV registers of 16 positions, one FMA chain each, one link per
-/// nonzero. 8 (128 positions, with 32-source tiles) measured no faster on Zen 5, which issues
-/// two 512-bit FMAs per cycle, and slower at 25% density (docs/sparse.md).
-constexpr int kV = 4;
-constexpr int64_t kBlock = 16 * kV;  // positions per block
-
-/// body.template run<n>(o0) for the n < kV registers left at the end, 1 <= n <= V.
+/// body.template run<n>(o0) for the n registers of positions left at the end, 1 <= n <= V.
 template <int V, class Body>
 void run_tail(int n, int64_t o0, const Body& body) {
   if constexpr (V >= 1) {
@@ -144,13 +141,14 @@ void run_tail(int n, int64_t o0, const Body& body) {
   }
 }
 
-/// Calls body.template run<V>(o0) for each block of positions of [0, L): blocks of kV
-/// registers, then one block of the (L % kBlock) / 16 left (L is a multiple of 16).
-template <class Body>
+/// Calls body.template run<n>(o0) for each block of positions of [0, L): blocks of V
+/// registers (16V positions), then one block of the (L % 16V) / 16 left (L a multiple of 16).
+/// Each register is an accumulator, one FMA chain, one link per nonzero.
+template <int V, class Body>
 void for_each_position_block(int64_t L, const Body& body) {
   int64_t o0 = 0;
-  for (; o0 + kBlock <= L; o0 += kBlock) body.template run<kV>(o0);
-  run_tail<kV - 1>(static_cast<int>((L - o0) / 16), o0, body);
+  for (; o0 + 16 * V <= L; o0 += 16 * V) body.template run<V>(o0);
+  run_tail<V - 1>(static_cast<int>((L - o0) / 16), o0, body);
 }
 
 /// out[m * L + o] = sum over e in [ptr[m], ptr[m+1]) of val[e] * in[off[e] + o], o in [0, L),
@@ -181,18 +179,34 @@ struct ShiftedSpmm {
 
 void shifted_spmm(int64_t M, int64_t L, const int64_t* ptr, const float* val,
                   const int64_t* off, const float* in, float* out) {
-  for_each_position_block(L, ShiftedSpmm{M, L, ptr, val, off, in, out});
+  // 4 registers: 8 measured no faster here (Zen 5), unlike in the tiled form.
+  for_each_position_block<4>(L, ShiftedSpmm{M, L, ptr, val, off, in, out});
 }
 
 /// The staged form of shifted_spmm, for rows dense enough that each staged input serves many
 /// entries. The entries of a row are sorted by source (src[e] ascending), source i reading
-/// in[soff[i] + o]. Per block of kBlock positions and block of kSrcBlock sources, each
-/// source's inputs are copied once into an aligned 16 KiB tile that stays in L1, and every
-/// row's entries of that source block run against it. Why: shifted_spmm reads its inputs
-/// straight from the shifted windows, which from 64 channels up no longer fit L1, so each
-/// entry's unaligned loads mostly come from L2; here they are aligned L1 loads (1.2-1.4x
-/// faster at 25-50% density, docs/sparse.md). Same sums, in the same order.
+/// in[soff[i] + o]. Per block of positions and block of kSrcBlock sources, each source's
+/// inputs are copied once into an aligned tile that stays in L1, and every row's entries of
+/// that source block run against it. Why: shifted_spmm reads its inputs straight from the
+/// shifted windows, which from 64 channels up no longer fit L1, so each entry's unaligned
+/// loads mostly come from L2; here they are aligned L1 loads (1.2-1.4x faster at 25-50%
+/// density, docs/sparse.md). Same sums, in the same order, whatever the block width.
+///
+/// The block width: 128 positions (8 accumulators, a 32 KiB tile) where L1 holds 48 KiB or
+/// more, else 64 (4, 16 KiB). Why: with 4 accumulators each nonzero waits on the last one's
+/// FMAs (4 cycles), so a core that issues two 512-bit FMAs per cycle (Zen 5) idles half the
+/// time; 8 are 10-20% faster there at 25-50% density. Fewer sources per tile to keep it at
+/// 16 KiB cost more in per-block overhead than they gained (measured, docs/sparse.md).
 constexpr int64_t kSrcBlock = 64;
+
+std::atomic<int64_t> forced_tile_positions{0};
+
+bool wide_tiles() {
+  const int64_t forced = forced_tile_positions.load(std::memory_order_relaxed);
+  if (forced != 0) return forced == 128;
+  static const bool wide = sysconf(_SC_LEVEL1_DCACHE_SIZE) >= 48 * 1024;
+  return wide;
+}
 
 int64_t source_blocks(int64_t nsrc) { return (nsrc + kSrcBlock - 1) / kSrcBlock; }
 
@@ -219,14 +233,15 @@ struct TiledSpmm {
   const int64_t* soff;
   const float* in;
   float* out;
-  float* tile;  // kSrcBlock x kBlock, 64-byte aligned
+  float* tile;     // kSrcBlock x stride, 64-byte aligned
+  int64_t stride;  // positions per tile row: 16 x the block's registers
   template <int V>
   void run(int64_t o0) const {
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t s0 = b * kSrcBlock, s1 = std::min(nsrc, s0 + kSrcBlock);
       for (int64_t i = s0; i < s1; ++i)
         for (int v = 0; v < V; ++v)
-          _mm512_store_ps(tile + (i - s0) * kBlock + 16 * v, _mm512_loadu_ps(in + soff[i] + o0 + 16 * v));
+          _mm512_store_ps(tile + (i - s0) * stride + 16 * v, _mm512_loadu_ps(in + soff[i] + o0 + 16 * v));
       for (int64_t m = 0; m < M; ++m) {
         const int64_t* sm = seg + m * (nb + 1);
         const int64_t e0 = sm[b], e1 = sm[b + 1];
@@ -236,7 +251,7 @@ struct TiledSpmm {
         for (int v = 0; v < V; ++v) a[v] = b == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(d + 16 * v);
         for (int64_t e = e0; e < e1; ++e) {
           const __m512 w = _mm512_set1_ps(val[e]);
-          const float* t = tile + (src[e] - s0) * kBlock;
+          const float* t = tile + (src[e] - s0) * stride;
           for (int v = 0; v < V; ++v) a[v] = _mm512_fmadd_ps(w, _mm512_load_ps(t + 16 * v), a[v]);
         }
         for (int v = 0; v < V; ++v) _mm512_storeu_ps(d + 16 * v, a[v]);
@@ -248,9 +263,14 @@ struct TiledSpmm {
 /// seg: source_segments of the rows' entries.
 void tiled_spmm(int64_t M, int64_t L, const float* val, const int32_t* src, int64_t nsrc,
                 const int64_t* soff, const std::vector<int64_t>& seg, const float* in, float* out) {
-  alignas(64) thread_local float tile[kSrcBlock * kBlock];
-  for_each_position_block(L, TiledSpmm{M, L, nsrc, source_blocks(nsrc), seg.data(), val, src,
-                                       soff, in, out, tile});
+  alignas(64) thread_local float tile[kSrcBlock * 128];
+  TiledSpmm body{M, L, nsrc, source_blocks(nsrc), seg.data(), val, src, soff, in, out, tile, 64};
+  if (wide_tiles()) {
+    body.stride = 128;
+    for_each_position_block<8>(L, body);
+  } else {
+    for_each_position_block<4>(L, body);
+  }
 }
 
 /// Staging pays when a row's entries per source block average at least this many, i.e. from
@@ -298,6 +318,12 @@ bool flat_ok(const Conv2dShape& s) {
   const Flat f(s, images_per_task(s));
   // The per-thread buffers must stay a sane size.
   return s.C * f.phases * f.Lx < (int64_t{1} << 28) && s.K * f.Lg < (int64_t{1} << 28);
+}
+
+void set_tile_positions(int64_t positions) {
+  LETHE_CHECK(positions == 0 || positions == 64 || positions == 128,
+              "set_tile_positions: 0 (by L1 size), 64 or 128, not ", positions);
+  forced_tile_positions.store(positions, std::memory_order_relaxed);
 }
 
 bool flat_forward_tiles(const Conv2dShape& s, const SparsePattern& pat) {

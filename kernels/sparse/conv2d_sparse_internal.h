@@ -27,6 +27,10 @@ bool flat_ok(const Conv2dShape& s);
 /// this pattern: true from about 12% density. For the tests, which must cover both forms.
 bool flat_forward_tiles(const Conv2dShape& s, const SparsePattern& pat);
 bool flat_backward_data_tiles(const Conv2dShape& s, const SparsePattern& pat);
+/// The tiled form's block width in positions: 128 where L1 holds 48 KiB or more, else 64;
+/// set_tile_positions(64 or 128) forces one for tests and benchmarks, 0 restores the rule.
+/// Both give the same bits.
+void set_tile_positions(int64_t positions);
 /// vals: the weights at the CSR entries.
 void flat_forward(const Conv2dShape& s, const SparsePattern& pat, const float* vals,
                   const float* x, const float* bias, float* y);

@@ -147,8 +147,9 @@ TEST(SparseConv2d, ResNet18Shapes) {
 TEST(SparseConv2d, TiledFormMatchesMaskedDense) {
   // Shapes and densities where the AVX-512 path stages inputs in tiles (tiled_spmm) for the
   // forward and backward-data products: sources not a multiple of the 64-source block, last
-  // position blocks of 16, 32 and 48 (L = 400, 352, 304), a short last task, stride 2 (4
-  // phase planes as rows). Every case checks that the tiled form really ran.
+  // position blocks of 16, 32 and 48 positions in 64-wide tiles and 16, 96, 48 in 128-wide
+  // ones (L = 400, 352, 304), a short last task, stride 2 (4 phase planes as rows), each at
+  // both tile widths. Every case checks that the tiled form really ran.
   const Case shapes[] = {
       {"tail16", make(2, 24, 11, 13, 20, 3, 3, 1, 1)},
       {"tail32_two_images", make(3, 20, 11, 11, 24, 3, 3, 1, 1)},
@@ -165,7 +166,11 @@ TEST(SparseConv2d, TiledFormMatchesMaskedDense) {
       ASSERT_TRUE(lethe::kernels::sparse_detail::flat_ok(c.s)) << what;
       EXPECT_TRUE(lethe::kernels::sparse_detail::flat_forward_tiles(c.s, pat)) << what;
       EXPECT_TRUE(lethe::kernels::sparse_detail::flat_backward_data_tiles(c.s, pat)) << what;
-      check_against_masked_dense<float>(c.s, mask, seed, what);
+      for (int64_t positions : {64, 128}) {
+        lethe::kernels::sparse_detail::set_tile_positions(positions);
+        check_against_masked_dense<float>(c.s, mask, seed, what + " tile " + std::to_string(positions));
+      }
+      lethe::kernels::sparse_detail::set_tile_positions(0);
       seed += 7;
     }
   // Rows empty in whole source blocks: even rows keep only the columns from 64 on (nothing in
@@ -178,6 +183,30 @@ TEST(SparseConv2d, TiledFormMatchesMaskedDense) {
   EXPECT_TRUE(lethe::kernels::sparse_detail::flat_forward_tiles(s16, pb));
   EXPECT_TRUE(lethe::kernels::sparse_detail::flat_backward_data_tiles(s16, pb));
   check_against_masked_dense<float>(s16, blocks, 77, "rows empty in whole blocks");
+
+  // Both block widths of the tiled form (128 positions where L1 is large, else 64) give the
+  // same bits: the same sums in the same order.
+  for (const Case& c : shapes) {
+    const int64_t CRS = c.s.C * c.s.R * c.s.S;
+    const auto mask = random_mask(c.s.K * CRS, 0.5, 31);
+    const SparsePattern pat = lethe::kernels::make_sparse_pattern(c.s.K, CRS, mask.data());
+    const auto x = random_vector<float>(c.s.N * c.s.C * c.s.H * c.s.W, 32);
+    const auto w = random_vector<float>(c.s.K * CRS, 33);
+    const auto gy = random_vector<float>(c.s.N * c.s.K * c.s.P() * c.s.Q(), 34);
+    std::vector<float> y[2], gx[2];
+    for (int i = 0; i < 2; ++i) {
+      lethe::kernels::sparse_detail::set_tile_positions(i == 0 ? 64 : 128);
+      y[i].resize(gy.size());
+      gx[i].resize(x.size());
+      lethe::kernels::sparse_conv2d_forward_cpu<float>(c.s, pat, x.data(), w.data(), nullptr,
+                                                       y[i].data());
+      lethe::kernels::sparse_conv2d_backward_data_cpu<float>(c.s, pat, gy.data(), w.data(),
+                                                             gx[i].data());
+    }
+    lethe::kernels::sparse_detail::set_tile_positions(0);
+    EXPECT_EQ(y[0], y[1]) << c.name;
+    EXPECT_EQ(gx[0], gx[1]) << c.name;
+  }
 
   // And the direct form below the threshold.
   const Conv2dShape s = make(2, 24, 11, 13, 20, 3, 3, 1, 1);
