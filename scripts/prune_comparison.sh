@@ -22,7 +22,8 @@
 #                           latest round (gzip), the finished rounds' train logs, and the sha256
 #                           of the dense run's rewind snapshot. The next `imp-90` call restores
 #                           them once `dense` has been rerun (same seed, same code: the same
-#                           bytes, checked) and `lethe prune --resume` continues from that round.
+#                           bytes on the same kind of CPU, checked) and `lethe prune --resume`
+#                           continues from that round.
 #   next                    the next unfinished piece, then exit (a driver calls this in a loop
 #                           until it prints "all pieces done"); `all` runs every piece in turn
 # Every piece resumes where it stopped (kill it any time); a finished piece is skipped.
@@ -125,12 +126,17 @@ handoff_save() {
     "${REVISION:-$(git rev-parse HEAD)}" "$("$LETHE" --version 2>&1 | head -1)" <<'PY'
 import json, os, sys, time
 path, piece, round_, sha, dense, rewind, rev, version = sys.argv[1:]
+# -march=native and OpenBLAS pick code by CPU: the dense run repeats bit for bit on the same
+# kind of CPU, so the handoff names it.
+info = dict(l.split(":", 1) for l in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines() if ":" in l)
+cpu = "%s, family %s model %s" % (info.get("model name\t", "?").strip(), info.get("cpu family\t", "?").strip(),
+                                  info.get("model\t\t", "?").strip())
 res = os.path.join(dense, "results.json")
 acc = json.load(open(res))["metrics"].get("test_acc_last") if os.path.exists(res) else None
 json.dump({"piece": piece, "next_round": int(round_),
            "dense_snapshot": f"epoch{rewind}.safetensors of the `dense` piece",
            "dense_snapshot_sha256": sha, "dense_test_acc_last": acc,
-           "revision": rev, "lethe": version,
+           "revision": rev, "lethe": version, "cpu": cpu,
            "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
           open(path, "w"), indent=2)
 PY
