@@ -16,7 +16,7 @@
 #                           other IMP runs are copied in first (imp-95 reuses 10 rounds of
 #                           imp-90, imp-99 13 of imp-95).
 #   summary                 OUT/*/results.json -> OUT/comparison.json and OUT/comparison.md
-#   handoff-save imp-90     IMP to 90% needs ~3 h of 2-core time, more than one session, and
+#   handoff-save imp-90     IMP to 90% needs 3-4 h of 2-core time, more than one session, and
 #                           runs/ does not outlive a session. This saves what the next session
 #                           needs into HANDOFF/imp-90 (committed, ~100 KB): the masks of the
 #                           latest round (gzip), the finished rounds' train logs, and the sha256
