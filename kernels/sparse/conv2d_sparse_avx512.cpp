@@ -71,9 +71,10 @@ int64_t images_per_task(const Conv2dShape& s) {
   return std::min<int64_t>(std::max<int64_t>(s.N, 1), std::max<int64_t>(1, (256 + HpWp - 1) / HpWp));
 }
 
-/// Writes rows[0..n) of `len` floats to dst at starts[i] (ascending, non-overlapping) and zeros
-/// to every other float of dst[0, end): each float written once. Why not memset the whole
-/// buffer first: that doubles the stores of a fill, and the padding is a small part of it.
+/// Fills dst[0, end) with rows copied at ascending, non-overlapping starts (copy) and zeros
+/// in the gaps between them and after the last (zero_to): each float written once. Why not
+/// memset the whole buffer first: that doubles the stores of a fill, and the padding is a
+/// small part of it.
 struct RowCopier {
   float* dst;
   int64_t pos = 0;
