@@ -101,9 +101,10 @@ share_imp_rounds() {  # copies finished intermediate rounds of the other IMP run
   done
 }
 
-# The folder of IMP round $2 of piece $1: round<s>/, the last round in the piece's own folder.
+# The folder of IMP round $2 of piece $1, whose last round is $3: round<s>/, the last round in
+# the piece's own folder.
 imp_round_dir() {
-  if [ "$2" -eq "$(imp_rounds "${1#imp-}")" ]; then echo "$OUT/$1"; else echo "$OUT/$1/round$2"; fi
+  if [ "$2" -eq "$3" ]; then echo "$OUT/$1"; else echo "$OUT/$1/round$2"; fi
 }
 
 snapshot_sha() { sha256sum "$DENSE/epoch$REWIND.safetensors" | cut -d' ' -f1; }
@@ -112,14 +113,14 @@ handoff_save() {
   local piece=$1 dst=$HANDOFF/$1 last s r dir
   last=$(imp_rounds "${piece#imp-}")
   for ((s = last; s >= 1; --s)); do
-    [ -f "$(imp_round_dir "$piece" "$s")/masks.safetensors" ] && break
+    [ -f "$(imp_round_dir "$piece" "$s" "$last")/masks.safetensors" ] && break
   done
   [ "$s" -ge 1 ] || { echo "prune_comparison: $OUT/$piece has no round masks to hand over" >&2; return 1; }
   [ -f "$DENSE/epoch$REWIND.safetensors" ] || { echo "prune_comparison: $DENSE has no epoch$REWIND.safetensors" >&2; return 1; }
   rm -rf "$dst" && mkdir -p "$dst"
-  gzip -9 -n -c "$(imp_round_dir "$piece" "$s")/masks.safetensors" > "$dst/round$s-masks.safetensors.gz"
+  gzip -9 -n -c "$(imp_round_dir "$piece" "$s" "$last")/masks.safetensors" > "$dst/round$s-masks.safetensors.gz"
   for ((r = 1; r < s; ++r)); do
-    dir=$(imp_round_dir "$piece" "$r")
+    dir=$(imp_round_dir "$piece" "$r" "$last")
     [ -f "$dir/train_log.json" ] && cp "$dir/train_log.json" "$dst/round$r-train_log.json"
   done
   python3 - "$dst/handoff.json" "$piece" "$s" "$(snapshot_sha)" "$DENSE" "$REWIND" \
@@ -145,11 +146,11 @@ PY
 
 # Restores a handoff into a piece's empty folder: needs the dense run's snapshot, byte for byte.
 handoff_restore() {
-  local piece=$1 src=$HANDOFF/$1 s want have r dir
+  local piece=$1 src=$HANDOFF/$1 s want have dir
   [ -f "$src/handoff.json" ] || return 0
   ls "$OUT/$piece"/round*/masks.safetensors "$OUT/$piece/masks.safetensors" >/dev/null 2>&1 && return 0
-  s=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['next_round'])" "$src/handoff.json")
-  want=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['dense_snapshot_sha256'])" "$src/handoff.json")
+  read -r s want < <(python3 -c "import json,sys; h=json.load(open(sys.argv[1]))
+print(h['next_round'], h['dense_snapshot_sha256'])" "$src/handoff.json")
   have=$(snapshot_sha)
   if [ "$have" != "$want" ]; then
     echo "prune_comparison: $DENSE/epoch$REWIND.safetensors (sha256 $have) is not the snapshot" \
@@ -157,14 +158,9 @@ handoff_restore() {
          "revision named in $src/handoff.json, or delete $src to start $piece over" >&2
     return 1
   fi
-  dir=$(imp_round_dir "$piece" "$s")
+  dir=$(imp_round_dir "$piece" "$s" "$(imp_rounds "${piece#imp-}")")
   mkdir -p "$dir"
   gunzip -c "$src/round$s-masks.safetensors.gz" > "$dir/masks.safetensors"
-  for ((r = 1; r < s; ++r)); do
-    [ -f "$src/round$r-train_log.json" ] || continue
-    mkdir -p "$OUT/$piece/handoff"
-    cp "$src/round$r-train_log.json" "$OUT/$piece/handoff/"
-  done
   echo "prune_comparison: restored $piece at round $s from $src"
 }
 
