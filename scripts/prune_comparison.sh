@@ -212,10 +212,17 @@ for path in sorted(glob.glob(os.path.join(out, "*", "results.json"))):
                  "rate": r["rate"], "sparsity": m["sparsity"],
                  "test_acc_last": m["test_acc_last"], "test_acc_best": m["test_acc_best"],
                  "best_val_acc": m["best_val_acc"], "rounds": len(r["rounds"]),
+                 "dense_dir": c.get("dense") or None,
                  "dense_test_acc": (r.get("dense") or {}).get("test_acc_last"),
                  "retrain_s_this_call": r["timings_s"]["train"],
                  "layers_min_max_sparsity": [min(l["sparsity"] for l in r["sparsity"]["layers"]),
                                              max(l["sparsity"] for l in r["sparsity"]["layers"])]})
+# `lethe prune` tests the dense run only for magnitude methods; a random piece rewound to the
+# same run gets that run's accuracy from a sibling.
+acc_of = {x["dense_dir"]: x["dense_test_acc"] for x in rows if x["dense_test_acc"] is not None}
+for x in rows:
+    if x["dense_test_acc"] is None:
+        x["dense_test_acc"] = acc_of.get(x["dense_dir"])
 order = {"omp": 0, "imp": 1, "synflow": 2, "random": 3}
 rows.sort(key=lambda x: (x["rate"], order.get(x["method"], 9)))
 dense_res = os.path.join(dense, "results.json")
@@ -225,12 +232,16 @@ with open(os.path.join(out, "comparison.md"), "w") as f:
     f.write(f"# Pruning comparison: {recipe}\n\n")
     if dense_acc:
         f.write(f"Dense: test accuracy {dense_acc['test_acc_last']:.2f}% (last).\n\n")
-    f.write("| method | rate | sparsity | test acc (last) | test acc (best val) | rounds | layer sparsity min..max |\n")
-    f.write("|---|---|---|---|---|---|---|\n")
+    # Pieces finished in different sessions may rewind to dense reruns on different CPUs
+    # (-march=native), so each row names the dense run it started from (SynFlow uses none).
+    f.write("| method | rate | sparsity | test acc (last) | test acc (best val) | its dense run | rounds | layer sparsity min..max |\n")
+    f.write("|---|---|---|---|---|---|---|---|\n")
     for x in rows:
         lo, hi = x["layers_min_max_sparsity"]
+        d = x["dense_test_acc"]
         f.write(f"| {x['method']} | {100*x['rate']:.0f}% | {100*x['sparsity']:.3f}% | "
-                f"{x['test_acc_last']:.2f}% | {x['test_acc_best']:.2f}% | {x['rounds']} | "
+                f"{x['test_acc_last']:.2f}% | {x['test_acc_best']:.2f}% | "
+                f"{'-' if d is None else f'{d:.2f}%'} | {x['rounds']} | "
                 f"{100*lo:.1f}%..{100*hi:.1f}% |\n")
 print(open(os.path.join(out, "comparison.md")).read())
 PY
